@@ -1,0 +1,54 @@
+# lookalike: `make run` shows the service working, `make test` runs the tests.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTHON ?= python3
+export PYTHON := $(PY)
+
+.PHONY: install run test test-all proto lint redis serve eval compose-up compose-down clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+redis: install
+	scripts/ensure-redis
+
+## The main job on the embedded default: sample catalogue -> worker -> Qdrant -> gRPC search.
+run: install redis
+	$(VENV)/bin/lookalike demo --workdir demo-output
+
+## All-in-one service on localhost:50051 (embedded store + worker).
+serve: install redis
+	$(VENV)/bin/lookalike serve
+
+## Recall on the GroceryStoreDataset benchmark next to this repo.
+eval: install redis
+	$(VENV)/bin/lookalike eval ../shared/data/grocerystore_dev --json eval-results.json
+
+test: install redis
+	$(PY) -m pytest
+
+## Including the slow checks.
+test-all: install redis
+	$(PY) -m pytest -m ''
+
+proto: install
+	$(PY) -m grpc_tools.protoc -Iproto --python_out=. --pyi_out=. --grpc_python_out=. \
+		proto/lookalike/v1/lookalike.proto
+
+lint: install
+	$(PY) -m pip install --quiet ruff
+	$(PY) -m ruff check lookalike services tests
+
+compose-up:
+	docker compose up --build -d
+
+compose-down:
+	docker compose down
+
+clean:
+	rm -rf demo-output .pytest_cache .redis

@@ -1,0 +1,3 @@
+from lookalike.cli import app
+
+app(prog_name="lookalike")

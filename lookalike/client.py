@@ -1,0 +1,99 @@
+"""A small client for the query service: the CLI uses it, so can you.
+
+    from lookalike.client import Client
+    with Client("localhost:50051") as client:
+        for match in client.search(open("photo.jpg", "rb").read(), top_k=5).matches:
+            print(match.product_id, match.score)
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from lookalike.v1 import lookalike_pb2 as pb
+from lookalike.v1 import lookalike_pb2_grpc as pb_grpc
+
+# gRPC's own retry policy: transient UNAVAILABLE answers are retried with backoff.
+_SERVICE_CONFIG = json.dumps({
+    "methodConfig": [{
+        "name": [{"service": "lookalike.v1.Lookalike"}],
+        "retryPolicy": {
+            "maxAttempts": 4,
+            "initialBackoff": "0.2s",
+            "maxBackoff": "2s",
+            "backoffMultiplier": 2,
+            "retryableStatusCodes": ["UNAVAILABLE"],
+        },
+    }]
+})
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+
+
+class Client:
+    def __init__(self, target: str = "localhost:50051", timeout_s: float = 30.0) -> None:
+        self.target, self.timeout_s = target, timeout_s
+        self.channel = grpc.insecure_channel(target, options=[
+            ("grpc.service_config", _SERVICE_CONFIG),
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        ])
+        self.stub = pb_grpc.LookalikeStub(self.channel)
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.channel.close()
+
+    def search(self, image: bytes, top_k: int = 10, categories: Iterable[str] = (),
+               labels: Iterable[str] = (), min_score: float = 0.0) -> pb.SearchResponse:
+        request = pb.SearchRequest(image=image, top_k=top_k, min_score=min_score,
+                                   filter=pb.Filter(categories=categories, labels=labels))
+        return self.stub.Search(request, timeout=self.timeout_s)
+
+    def submit(self, items: list[pb.IngestItem]) -> str:
+        return self.stub.SubmitIngest(pb.SubmitIngestRequest(items=items),
+                                      timeout=self.timeout_s).job_id
+
+    def job(self, job_id: str) -> pb.Job:
+        return self.stub.GetJob(pb.GetJobRequest(job_id=job_id), timeout=self.timeout_s)
+
+    def wait_job(self, job_id: str, timeout_s: float = 3600, poll_s: float = 0.5) -> pb.Job:
+        deadline = time.monotonic() + timeout_s
+        while (job := self.job(job_id)).state != pb.Job.DONE:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"job {job_id} not done after {timeout_s:.0f} s: "
+                                   f"{job.done + job.failed}/{job.total}")
+            time.sleep(poll_s)
+        return job
+
+    def delete(self, product_ids: Iterable[str]) -> int:
+        request = pb.DeleteProductsRequest(product_ids=list(product_ids))
+        return self.stub.DeleteProducts(request, timeout=self.timeout_s).deleted
+
+    def stats(self) -> pb.Stats:
+        return self.stub.GetStats(pb.GetStatsRequest(), timeout=self.timeout_s)
+
+    def healthy(self, timeout_s: float = 2.0) -> bool:
+        stub = health_pb2_grpc.HealthStub(self.channel)
+        try:
+            answer = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=timeout_s)
+        except grpc.RpcError:
+            return False
+        return answer.status == health_pb2.HealthCheckResponse.SERVING
+
+    def wait_ready(self, timeout_s: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not self.healthy():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no healthy lookalike service at {self.target} "
+                                   f"after {timeout_s:.0f} s")
+            time.sleep(0.5)

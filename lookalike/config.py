@@ -1,0 +1,76 @@
+"""Settings, read from the environment (and a .env file) with documented defaults.
+
+One source of truth for every knob: the services, the CLI, docker-compose and the
+Kubernetes manifests all use these names.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from functools import lru_cache
+from pathlib import Path
+
+from platformdirs import user_data_dir
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LOOKALIKE_", env_file=".env", extra="ignore")
+
+    # Redis: Celery broker, result backend and ingest job records.
+    redis_url: str = Field(
+        "redis://127.0.0.1:6379/0", validation_alias=AliasChoices("REDIS_URL", "LOOKALIKE_REDIS_URL")
+    )
+    # Empty: embedded Qdrant under data_dir (one process only). Set: a Qdrant server.
+    qdrant_url: str = Field("", validation_alias=AliasChoices("QDRANT_URL", "LOOKALIKE_QDRANT_URL"))
+    qdrant_api_key: str = Field(
+        "", validation_alias=AliasChoices("QDRANT_API_KEY", "LOOKALIKE_QDRANT_API_KEY")
+    )
+    data_dir: Path = Path(user_data_dir("lookalike"))
+    collection: str = "lookalike"
+
+    model: str = "efficientnet-lite0"
+
+    # gRPC query service.
+    listen: str = "[::]:50051"
+    # Where clients (CLI) find the query service.
+    server: str = "localhost:50051"
+    grpc_workers: int = 8
+    max_search_bytes: int = 16 * 1024 * 1024
+    max_ingest_bytes: int = 64 * 1024 * 1024
+    default_top_k: int = 10
+    max_top_k: int = 100
+
+    # Images: refuse anything larger before decoding it (decompression bombs).
+    max_image_pixels: int = 50_000_000
+    min_image_side: int = 16
+    max_image_bytes: int = 20 * 1024 * 1024
+
+    # Worker.
+    chunk_size: int = 16
+    queue: str = "lookalike.ingest"
+    fetch_timeout_s: float = 10.0
+    job_ttl_s: int = 7 * 24 * 3600
+
+    @property
+    def embedded(self) -> bool:
+        return not self.qdrant_url
+
+    @property
+    def ingest_queue(self) -> str:
+        """The queue this deployment's workers consume.
+
+        An embedded store has exactly one worker, in the process that owns the store, so
+        its queue is private to that data directory: two embedded instances sharing a
+        Redis must not take each other's chunks.
+        """
+        if not self.embedded:
+            return self.queue
+        digest = hashlib.sha1(str(Path(self.data_dir).resolve()).encode()).hexdigest()[:10]
+        return f"{self.queue}.embedded.{digest}"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,92 @@
+"""One chunk of catalogue images: fetch, decode, embed as one batch, store, report.
+
+A bad item fails alone with its reason; the rest of the chunk is stored. Items
+travel in the Celery message as plain JSON (image bytes base64-encoded).
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from typing import TypedDict
+
+import numpy as np
+
+from lookalike.config import Settings
+from lookalike.embedding import Embedder
+from lookalike.imaging import ImageRejected, Limits, decode
+from lookalike.jobs import JobStore
+from lookalike.sources import FetchError, fetch
+from lookalike.store import CatalogueImage, CatalogueStore
+
+log = logging.getLogger(__name__)
+
+
+class ItemMessage(TypedDict, total=False):
+    index: int
+    product_id: str
+    image_id: str
+    category: str
+    title: str
+    labels: list[str]
+    source: str
+    uri: str
+    image_b64: str
+
+
+def limits(settings: Settings) -> Limits:
+    return Limits(settings.max_image_bytes, settings.max_image_pixels, settings.min_image_side)
+
+
+def load(item: ItemMessage, settings: Settings) -> np.ndarray:
+    if "image_b64" in item:
+        data = base64.b64decode(item["image_b64"])
+    else:
+        data = fetch(item["uri"], settings.max_image_bytes, settings.fetch_timeout_s)
+    return decode(data, limits(settings), Embedder.side)
+
+
+def catalogue_image(item: ItemMessage) -> CatalogueImage:
+    return CatalogueImage(
+        product_id=item["product_id"],
+        image_id=item["image_id"],
+        category=item.get("category", ""),
+        title=item.get("title", ""),
+        labels=tuple(item.get("labels", ())),
+        source=item.get("source", ""),
+    )
+
+
+def process_chunk(
+    job_id: str,
+    items: list[ItemMessage],
+    embedder: Embedder,
+    store: CatalogueStore,
+    jobs: JobStore,
+    settings: Settings,
+) -> int:
+    """Store the good items of a chunk; returns how many were stored.
+
+    Store errors propagate (StoreUnavailable) so the task can retry the chunk;
+    item failures already recorded stay recorded exactly once.
+    """
+    good: list[ItemMessage] = []
+    pixels: list[np.ndarray] = []
+    for item in items:
+        try:
+            pixels.append(load(item, settings))
+            good.append(item)
+        except (ImageRejected, FetchError) as exc:
+            fail(jobs, job_id, item, str(exc))
+    if good:
+        vectors = embedder.embed(pixels)
+        store.upsert([catalogue_image(item) for item in good], vectors)
+        for item in good:
+            jobs.record_ok(job_id, item["index"])
+    log.info("job %s: chunk of %d stored %d", job_id, len(items), len(good))
+    return len(good)
+
+
+def fail(jobs: JobStore, job_id: str, item: ItemMessage, reason: str) -> None:
+    jobs.record_failure(job_id, item["index"], item.get("product_id", ""),
+                        item.get("image_id", ""), reason)

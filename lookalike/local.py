@@ -1,0 +1,54 @@
+"""Start an all-in-one lookalike service in a child process (demo, eval, tests)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from lookalike.client import Client
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def local_service(data_dir: Path, env: dict[str, str] | None = None,
+                  log_path: Path | None = None, ready_timeout_s: float = 180) -> Iterator[str]:
+    """Yield the address of a fresh `lookalike serve` (embedded store + worker) on a free port."""
+    port = free_port()
+    target = f"127.0.0.1:{port}"
+    child_env = {**os.environ, "LOOKALIKE_DATA_DIR": str(data_dir),
+                 "LOOKALIKE_LISTEN": target, "QDRANT_URL": "", **(env or {})}
+    log_path = log_path or Path(data_dir) / "service.log"
+    Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "lookalike", "serve"], env=child_env,
+                                stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + ready_timeout_s
+        with Client(target) as client:
+            while not client.healthy():
+                if proc.poll() is not None:
+                    raise RuntimeError(f"lookalike serve exited with {proc.returncode}; "
+                                       f"see {log_path}")
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"lookalike serve not ready after {ready_timeout_s:.0f} s; "
+                                       f"see {log_path}")
+                time.sleep(0.5)
+        yield target
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -1,0 +1,82 @@
+"""Contact sheets: the query photo beside its top matches, with scores, as one PNG."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from lookalike.imaging import ImageRejected, decode
+
+TILE = 200
+CAPTION = 44
+
+
+@dataclass(frozen=True)
+class Tile:
+    image: np.ndarray | None  # RGB, any size; None draws a grey placeholder
+    lines: tuple[str, ...]
+    highlight: tuple[int, int, int] | None = None  # RGB frame colour
+
+
+def load_thumbnail(source: str) -> np.ndarray | None:
+    """The catalogue image for display, when its source is a readable local file."""
+    path = Path(source)
+    try:
+        return decode(path.read_bytes()) if source and path.is_file() else None
+    except (OSError, ImageRejected):
+        return None
+
+
+def _fit(image: np.ndarray | None) -> np.ndarray:
+    canvas = np.full((TILE, TILE, 3), 235, np.uint8)
+    if image is None:
+        return canvas
+    h, w = image.shape[:2]
+    scale = TILE / max(h, w)
+    small = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))),
+                       interpolation=cv2.INTER_AREA)
+    y, x = (TILE - small.shape[0]) // 2, (TILE - small.shape[1]) // 2
+    canvas[y : y + small.shape[0], x : x + small.shape[1]] = small
+    return canvas
+
+
+def _tile(tile: Tile) -> np.ndarray:
+    out = np.full((TILE + CAPTION, TILE, 3), 255, np.uint8)
+    out[:TILE] = _fit(tile.image)
+    if tile.highlight:
+        cv2.rectangle(out, (1, 1), (TILE - 2, TILE - 2), tile.highlight, 4)
+    for i, line in enumerate(tile.lines[:2]):
+        cv2.putText(out, line[:26], (6, TILE + 17 + 20 * i), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
+                    (20, 20, 20), 1, cv2.LINE_AA)
+    return out
+
+
+def render(rows: Sequence[Sequence[Tile]], path: Path) -> Path:
+    """One row of tiles per query; rows are padded to the same width."""
+    width = max(len(row) for row in rows)
+    blank = np.full((TILE + CAPTION, TILE, 3), 255, np.uint8)
+    gap = np.full((TILE + CAPTION, 8, 3), 255, np.uint8)
+    lines = []
+    for row in rows:
+        cells = [_tile(t) for t in row] + [blank] * (width - len(row))
+        lines.append(np.hstack([part for cell in cells for part in (cell, gap)]))
+    sheet = np.vstack(lines)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(path), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR)):
+        raise OSError(f"could not write {path}")
+    return path
+
+
+def query_row(query: np.ndarray, matches: Sequence, expected: str | None = None) -> list[Tile]:
+    """The query tile followed by one tile per match (green frame: the expected product)."""
+    row = [Tile(query, ("query", f"expected: {expected}" if expected else ""))]
+    for rank, m in enumerate(matches, start=1):
+        colour = (40, 170, 60) if expected and m.product_id == expected else None
+        row.append(Tile(load_thumbnail(m.source), (f"#{rank} {m.product_id}",
+                                                   f"score {m.score:.3f}"), colour))
+    return row

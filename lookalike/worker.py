@@ -1,0 +1,85 @@
+"""The Celery embedding worker: a task embeds one chunk of catalogue images.
+
+Delivery settings (why no accepted image is lost):
+- acks_late + reject_on_worker_lost: a chunk is acknowledged only after it is stored,
+  so a worker killed mid-chunk leaves it on the queue for another worker;
+- prefetch 1: a crashed worker holds at most one unacknowledged chunk;
+- visibility_timeout: how long Redis waits before redelivering an unacknowledged chunk;
+- point ids derived from (product_id, image_id) and outcomes recorded once per item
+  make a redelivered chunk harmless.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from celery import Celery, Task
+from celery.signals import worker_ready
+from celery.utils.time import get_exponential_backoff_interval
+
+from lookalike import runtime
+from lookalike.config import get_settings
+from lookalike.ingest import ItemMessage, fail, process_chunk
+from lookalike.store import ModelMismatch, StoreUnavailable
+
+log = logging.getLogger(__name__)
+settings = get_settings()
+
+app = Celery("lookalike", broker=settings.redis_url)
+app.conf.update(
+    task_acks_late=True,
+    task_reject_on_worker_lost=True,
+    task_ignore_result=True,
+    worker_prefetch_multiplier=1,
+    task_default_queue=settings.ingest_queue,
+    task_serializer="json",
+    accept_content=["json"],
+    broker_transport_options={"visibility_timeout": 3600},
+    broker_connection_retry_on_startup=True,
+    worker_hijack_root_logger=False,
+)
+
+STORE_RETRIES = 8
+
+
+@app.task(bind=True, name="lookalike.ingest_chunk", max_retries=STORE_RETRIES)
+def ingest_chunk(self: Task, job_id: str, items: list[ItemMessage]) -> int:
+    try:
+        return process_chunk(job_id, items, runtime.embedder(), runtime.store(), runtime.jobs(),
+                             get_settings())
+    except ModelMismatch as exc:
+        for item in items:
+            fail(runtime.jobs(), job_id, item, str(exc))
+        return 0
+    except StoreUnavailable as exc:
+        if self.request.retries >= STORE_RETRIES:
+            for item in items:
+                fail(runtime.jobs(), job_id, item, f"{exc} (gave up after {STORE_RETRIES} retries)")
+            return 0
+        delay = get_exponential_backoff_interval(2, self.request.retries, 60, full_jitter=True)
+        log.warning("job %s: %s; retrying chunk in %ss", job_id, exc, delay)
+        raise self.retry(exc=exc, countdown=delay) from exc
+
+
+def dispatch(job_id: str, items: list[ItemMessage], chunk_size: int) -> int:
+    """Queue the items in chunks; returns the number of chunks."""
+    chunks = [items[i : i + chunk_size] for i in range(0, len(items), chunk_size)]
+    for chunk in chunks:
+        ingest_chunk.apply_async(args=(job_id, chunk), queue=settings.ingest_queue)
+    return len(chunks)
+
+
+@worker_ready.connect
+def _warm(**_: object) -> None:
+    # Load the model and open the store before the first chunk arrives.
+    runtime.embedder().warmup()
+    runtime.store()
+
+
+def run_worker(hostname: str | None = None, loglevel: str = "INFO") -> None:
+    """Blocking. One chunk at a time: TensorFlow already uses every core for a batch."""
+    argv = ["worker", "--pool=solo", f"--queues={settings.ingest_queue}",
+            f"--loglevel={loglevel}", "--without-gossip", "--without-mingle"]
+    if hostname:
+        argv.append(f"--hostname={hostname}")
+    app.worker_main(argv)

@@ -1,0 +1,63 @@
+"""Fixtures that start real parts: Redis (when none answers), the all-in-one service
+(gRPC server + Celery worker + embedded Qdrant + the TF model) on a free port."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from lookalike.client import Client
+from lookalike.local import local_service
+from lookalike.sample import generate
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_BENCH = REPO.parent / "shared" / "data" / "grocerystore_dev"
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=2).ping()
+    except redis.ConnectionError:
+        pytest.fail(f"no Redis answers at {url}: run `make test` (it starts one) or set REDIS_URL")
+    return url
+
+
+@pytest.fixture(scope="session")
+def service_env(redis_url: str) -> dict[str, str]:
+    # Queue names of its own: leftovers of other runs never reach these workers.
+    return {"REDIS_URL": redis_url, "LOOKALIKE_QUEUE": f"lookalike.test.{uuid.uuid4().hex[:8]}"}
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory, service_env: dict[str, str]) -> Iterator[str]:
+    """A fresh all-in-one service (empty catalogue) for each test module."""
+    data_dir = tmp_path_factory.mktemp("service")
+    with local_service(data_dir, env=service_env) as target:
+        yield target
+
+
+@pytest.fixture(scope="module")
+def client(service: str) -> Iterator[Client]:
+    with Client(service) as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+def sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("sample")
+    generate(root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def grocery() -> Path:
+    if not (SHARED_BENCH / "gallery.csv").is_file():
+        pytest.skip(f"GroceryStoreDataset benchmark not found at {SHARED_BENCH}")
+    return SHARED_BENCH

@@ -1,0 +1,58 @@
+"""The `lookalike` command line against the running service, as a person would use it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+
+
+def lookalike(*args: str, server: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "LOOKALIKE_SERVER": server, "COLUMNS": "160"}
+    return subprocess.run([sys.executable, "-m", "lookalike", *args], env=env, text=True,
+                          capture_output=True, timeout=300)
+
+
+def test_ingest_search_sheet_stats(service: str, sample: Path, tmp_path: Path) -> None:
+    ingest = lookalike("ingest", str(sample / "catalogue.csv"), server=service)
+    assert ingest.returncode == 0, ingest.stderr
+    assert "14 stored" in ingest.stdout and "0 failed" in ingest.stdout
+
+    sheet = tmp_path / "sheet.png"
+    query = sample / "queries" / "cat-poster-1.jpg"
+    found = lookalike("search", str(query), "-k", "3", "--sheet", str(sheet), server=service)
+    assert found.returncode == 0, found.stderr
+    table = found.stdout
+    assert "cat-poster" in table.splitlines()[4]  # first row of the ranked table
+    picture = cv2.imread(str(sheet))
+    assert picture is not None and picture.shape[1] >= 4 * 200  # query + 3 matches
+
+    as_json = json.loads(lookalike("search", str(query), "--json", server=service).stdout)
+    assert as_json["matches"][0]["productId"] == "cat-poster"
+
+    stats = lookalike("stats", server=service)
+    assert "images of" in stats.stdout and "efficientnet-lite0" in stats.stdout
+    assert lookalike("health", server=service).returncode == 0
+
+
+def test_bad_image_gives_a_readable_error(service: str, tmp_path: Path) -> None:
+    bogus = tmp_path / "photo.jpg"
+    bogus.write_text("<html>not a photo</html>")
+    result = lookalike("search", str(bogus), server=service)
+    assert result.returncode == 1
+    assert "INVALID_ARGUMENT" in result.stdout and "not a recognised image" in result.stdout
+
+
+def test_ingest_reports_failed_items(service: str, sample: Path, tmp_path: Path) -> None:
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    (tmp_path / "cat.csv").write_text(
+        "image_uri,product_id\nbroken.jpg,broken-product\n"
+        f"{sample / 'catalogue' / 'moon-lamp.png'},moon-lamp\n")
+    result = lookalike("ingest", str(tmp_path / "cat.csv"), server=service)
+    assert result.returncode == 1
+    assert "1 stored" in result.stdout and "1 failed" in result.stdout
+    assert "broken-product" in result.stdout

@@ -1,0 +1,148 @@
+"""End to end on real parts: gRPC client -> query service -> Celery on Redis -> worker ->
+TF model -> embedded Qdrant, and back."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import cv2
+import grpc
+import numpy as np
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+from lookalike import bulk
+from lookalike.catalogue import read_catalogue
+from lookalike.client import Client
+from lookalike.v1 import lookalike_pb2 as pb
+from tests.test_imaging import BAD
+
+
+def queries(sample: Path) -> list[tuple[bytes, str]]:
+    with (sample / "queries.csv").open() as f:
+        return [((sample / "queries" / r["query_file"]).read_bytes(), r["product_id"])
+                for r in csv.DictReader(f)]
+
+
+@pytest.fixture(scope="module")
+def catalogue(client: Client, sample: Path) -> list[pb.Job]:
+    return bulk.ingest(client, read_catalogue(sample / "catalogue.csv"))
+
+
+def test_health_and_reflection(client: Client) -> None:
+    health = health_pb2_grpc.HealthStub(client.channel)
+    for service in ("", "lookalike.v1.Lookalike"):
+        answer = health.Check(health_pb2.HealthCheckRequest(service=service), timeout=5)
+        assert answer.status == health_pb2.HealthCheckResponse.SERVING
+    reflection = reflection_pb2_grpc.ServerReflectionStub(client.channel)
+    (answer,) = reflection.ServerReflectionInfo(
+        iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=5)
+    names = {s.name for s in answer.list_services_response.service}
+    assert {"lookalike.v1.Lookalike", "grpc.health.v1.Health"} <= names
+
+
+def test_catalogue_is_stored_and_described(client: Client, catalogue: list[pb.Job]) -> None:
+    (job,) = catalogue
+    assert (job.state, job.total, job.done, job.failed) == (pb.Job.DONE, 14, 14, 0)
+    stats = client.stats()
+    assert (stats.points, stats.products, stats.vector_size) == (14, 14, 1280)
+    assert stats.model_name == "efficientnet-lite0" and stats.model_version
+
+
+def test_store_photos_find_their_product(client: Client, sample: Path, catalogue) -> None:
+    found = []
+    for image, expected in queries(sample):
+        response = client.search(image, top_k=5)
+        assert len(response.matches) == 5
+        scores = [m.score for m in response.matches]
+        assert scores == sorted(scores, reverse=True)
+        assert len({m.product_id for m in response.matches}) == 5  # one match per product
+        assert response.model.startswith("efficientnet-lite0@") and response.server_ms > 0
+        found.append(response.matches[0].product_id == expected)
+    # Off-the-shelf features on the generated store photos: most, not all, are right at rank 1.
+    assert sum(found) / len(found) >= 0.7
+
+
+def test_catalogue_image_is_its_own_best_match(client: Client, sample: Path, catalogue) -> None:
+    image = (sample / "catalogue" / "coffee-cup.png").read_bytes()
+    best = client.search(image, top_k=1).matches[0]
+    assert (best.product_id, best.image_id, best.category, best.title, list(best.labels)) == (
+        "coffee-cup", "front", "kitchen", "Espresso cup and saucer", ["sample"])
+    assert best.score == pytest.approx(1.0, abs=1e-3)
+
+
+def test_filters_and_min_score(client: Client, sample: Path, catalogue) -> None:
+    image = queries(sample)[0][0]
+    posters = client.search(image, top_k=10, categories=["posters"]).matches
+    assert posters and {m.category for m in posters} == {"posters"}
+    assert client.search(image, top_k=10, labels=["no-such-label"]).matches == []
+    strict = client.search(image, top_k=10, min_score=0.45).matches
+    assert all(m.score >= 0.45 for m in strict)
+    assert len(strict) < len(client.search(image, top_k=10).matches)
+
+
+def test_resubmitting_the_catalogue_does_not_duplicate(client: Client, sample: Path,
+                                                       catalogue) -> None:
+    before = client.stats().points
+    (job,) = bulk.ingest(client, read_catalogue(sample / "catalogue.csv"))
+    assert job.done == 14
+    assert client.stats().points == before
+
+
+def test_bad_items_fail_alone_with_reasons(client: Client, sample: Path, catalogue) -> None:
+    good = (sample / "catalogue" / "rocket-model.png").read_bytes()
+    items = [
+        pb.IngestItem(product_id="extra-rocket", image_id="ok", image=good, category="toys"),
+        pb.IngestItem(product_id="broken", image_id="trunc", image=BAD["truncated jpeg"][0]),
+        pb.IngestItem(product_id="broken", image_id="text", image=BAD["text"][0]),
+        pb.IngestItem(product_id="", image_id="no-product", image=good),
+        pb.IngestItem(product_id="ghost", image_id="missing", uri="/no/such/file.jpg"),
+        pb.IngestItem(product_id="nothing", image_id="empty"),
+    ]
+    job = client.wait_job(client.submit(items), timeout_s=120)
+    assert (job.state, job.total, job.done, job.failed) == (pb.Job.DONE, 6, 1, 5)
+    reasons = {f.image_id: f.reason for f in job.failures}
+    assert "truncated JPEG" in reasons["trunc"]
+    assert "not a recognised image" in reasons["text"]
+    assert "product_id is empty" in reasons["no-product"]
+    assert "no such file" in reasons["missing"]
+    assert "neither image bytes nor uri" in reasons["empty"]
+    assert client.search(good, top_k=1).matches[0].product_id in {"extra-rocket", "rocket-model"}
+    assert client.delete(["extra-rocket"]) == 1
+
+
+def test_burst_of_bad_input_then_a_good_query(client: Client, sample: Path, catalogue) -> None:
+    for name, (payload, reason) in BAD.items():
+        with pytest.raises(grpc.RpcError) as err:
+            client.search(payload)
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT, name
+        assert reason in err.value.details(), name
+    image, expected = queries(sample)[0]
+    for arguments, message in (({"top_k": 1000}, "top_k is 1000"),
+                               ({"min_score": 5.0}, "min_score is 5")):
+        with pytest.raises(grpc.RpcError) as err:
+            client.search(image, **arguments)
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert message in err.value.details()
+    assert client.search(image, top_k=1).matches[0].product_id == expected
+
+
+def test_unknown_job_is_not_found(client: Client) -> None:
+    with pytest.raises(grpc.RpcError) as err:
+        client.job("no-such-job")
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_delete_products(client: Client, sample: Path, catalogue) -> None:
+    brick = (sample / "catalogue" / "brick-tile.png").read_bytes()
+    grey = cv2.imencode(".png", np.full((64, 64, 3), 90, np.uint8))[1].tobytes()
+    job = client.wait_job(client.submit([
+        pb.IngestItem(product_id="temp", image_id="a", image=brick),
+        pb.IngestItem(product_id="temp", image_id="b", image=grey),
+    ]))
+    assert job.done == 2
+    assert client.search(brick, top_k=1).matches[0].product_id in {"temp", "brick-tile"}
+    assert client.delete(["temp"]) == 2
+    assert all(m.product_id != "temp" for m in client.search(brick, top_k=20).matches)
