@@ -1,21 +1,20 @@
 # lookalike: `make run` shows the service working, `make test` runs the tests.
 VENV ?= .venv
 PY := $(VENV)/bin/python
-PYTHON ?= python3
-export PYTHON := $(PY)
+BASE_PYTHON ?= python3
 
 .PHONY: install run test test-all proto lint redis serve eval compose-up compose-down clean
 
 install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
+	$(BASE_PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $@
 
 redis: install
-	scripts/ensure-redis
+	PYTHON=$(PY) scripts/ensure-redis
 
 ## The main job on the embedded default: sample catalogue -> worker -> Qdrant -> gRPC search.
 run: install redis

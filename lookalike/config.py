@@ -37,6 +37,7 @@ class Settings(BaseSettings):
     # Where clients (CLI) find the query service.
     server: str = "localhost:50051"
     grpc_workers: int = 8
+    # Request size limits: one search photo; one SubmitIngest batch (the gRPC message limit).
     max_search_bytes: int = 16 * 1024 * 1024
     max_ingest_bytes: int = 64 * 1024 * 1024
     default_top_k: int = 10

@@ -59,6 +59,10 @@ class LookalikeServicer(pb_grpc.LookalikeServicer):
 
     def Search(self, request: pb.SearchRequest, context: grpc.ServicerContext) -> pb.SearchResponse:
         started = time.perf_counter()
+        if request.ByteSize() > self.settings.max_search_bytes:
+            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                          f"search request is {request.ByteSize():,} bytes; "
+                          f"the limit is {self.settings.max_search_bytes:,}")
         top_k = request.top_k or self.settings.default_top_k
         if top_k > self.settings.max_top_k:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT,

@@ -129,6 +129,13 @@ def test_burst_of_bad_input_then_a_good_query(client: Client, sample: Path, cata
     assert client.search(image, top_k=1).matches[0].product_id == expected
 
 
+def test_oversized_search_is_resource_exhausted(client: Client) -> None:
+    with pytest.raises(grpc.RpcError) as err:
+        client.search(b"\xff\xd8" + b"\0" * (17 * 1024 * 1024))
+    assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "the limit is 16,777,216" in err.value.details()
+
+
 def test_unknown_job_is_not_found(client: Client) -> None:
     with pytest.raises(grpc.RpcError) as err:
         client.job("no-such-job")
