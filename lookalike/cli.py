@@ -188,18 +188,23 @@ def evaluate(
     bench: Annotated[Path, typer.Argument(help="gallery/ + gallery.csv, queries/ + ground_truth.csv")],
     json_out: Annotated[Optional[Path], typer.Option("--json", help="write metrics here")] = None,
     limit: Annotated[Optional[int], typer.Option(help="only the first N queries")] = None,
+    report_png: Annotated[Path, typer.Option(
+        "--report", help="PNG: Recall@K curve + worst misses")] = Path("eval-report.png"),
     server: Annotated[Optional[str], typer.Option(
         help="evaluate against this running service (its collection must hold only the gallery); "
              "default: a fresh embedded service")] = None,
 ) -> None:
     """Recall@1/5/10 and mAP: ingest the gallery, search every query through the service."""
     from lookalike import evaluate as ev
+    from lookalike import report as picture
     from lookalike.catalogue import read_catalogue
     from lookalike.local import local_service
 
+    gallery = read_catalogue(bench)
+
     def run(target: str) -> ev.Report:
         with _client(target) as client:
-            _ingest(client, read_catalogue(bench))
+            _ingest(client, gallery)
             queries = len(ev.read_queries(bench, limit))
             with _progress() as progress:
                 task = progress.add_task("search", total=queries, note="")
@@ -220,6 +225,8 @@ def evaluate(
                            for k, v in summary.items()))
     if json_out:
         json_out.write_text(json.dumps(summary, indent=2) + "\n")
+    picture.write(report, {e.product_id: e.uri for e in gallery}, report_png)
+    console.print(f"report: {report_png}")
 
 
 @app.command()

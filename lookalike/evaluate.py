@@ -22,6 +22,7 @@ class Result:
     expected: str
     ranked: list[str]
     category: str = ""
+    top: list = field(default_factory=list)  # the first matches, for the misses sheet
 
     @property
     def rank(self) -> int | None:
@@ -45,6 +46,11 @@ class Report:
         return {"recall@1": self.recall(1), "recall@5": self.recall(5),
                 "recall@10": self.recall(10), "mAP": self.mean_average_precision(),
                 "queries": len(self.results), "products": self.products, "model": self.model}
+
+    def worst(self, n: int) -> list[Result]:
+        """The misses whose correct product ranked lowest (not found at all first)."""
+        misses = [r for r in self.results if r.rank != 1]
+        return sorted(misses, key=lambda r: -(r.rank or 10**6))[:n]
 
     def by_category(self) -> dict[str, tuple[int, float, float]]:
         groups: dict[str, list[Result]] = defaultdict(list)
@@ -73,7 +79,7 @@ def run(client: Client, bench: Path, limit: int | None = None,
     top_k = min(max(stats.products, 10), 100)
     for path, expected in read_queries(bench, limit):
         response = client.search(path.read_bytes(), top_k=top_k)
-        report.results.append(Result(path.name, expected, [m.product_id for m in response.matches],
-                                     categories.get(expected, "")))
+        report.results.append(Result(str(path), expected, [m.product_id for m in response.matches],
+                                     categories.get(expected, ""), list(response.matches[:3])))
         on_query()
     return report
