@@ -183,6 +183,42 @@ def delete(product_ids: Annotated[list[str], typer.Argument()], server: ServerOp
         console.print(f"deleted {client.delete(product_ids)} images")
 
 
+@app.command()
+def reindex(
+    model: Annotated[str, typer.Option(help="the model to rebuild the catalogue with")],
+    force: Annotated[bool, typer.Option(
+        help="make it live even if some images could not be re-read")] = False,
+) -> None:
+    """Rebuild the catalogue for another model, then switch the catalogue alias to it.
+
+    With a Qdrant server, search stays up: services on the old model keep using the
+    old collection until restarted with LOOKALIKE_MODEL set to the new one. With the
+    embedded store, stop `lookalike serve` first (one process owns the store).
+    """
+    from lookalike import runtime
+    from lookalike.reindex import reindex as run
+
+    settings = get_settings()
+    try:
+        with _progress() as progress:
+            task = progress.add_task("reindex", total=None, note="")
+            report = run(settings, model, runtime.jobs(),
+                         lambda done, total: progress.update(task, completed=done, total=total),
+                         force=force)
+    except RuntimeError as exc:
+        if "already accessed" not in str(exc):
+            raise
+        console.print(f"[red]The embedded store at {settings.data_dir} is in use: stop "
+                      f"`lookalike serve` first (one process owns an embedded store).[/]")
+        raise typer.Exit(2) from None
+    for f in report.failures:
+        console.print(f"[red]failed[/] {f.product_id}/{f.image_id}: {f.reason}")
+    console.print(f"{report.stored} of {report.images} images re-embedded into "
+                  f"{report.target_collection} (from {report.source_collection}); "
+                  + ("now live" if report.promoted else "[yellow]not made live[/]"))
+    raise typer.Exit(0 if report.promoted else 1)
+
+
 @app.command("eval")
 def evaluate(
     bench: Annotated[Path, typer.Argument(help="gallery/ + gallery.csv, queries/ + ground_truth.csv")],

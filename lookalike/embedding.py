@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -17,9 +18,16 @@ import tensorflow as tf  # noqa: E402
 from lookalike import backbone  # noqa: E402
 from lookalike.imaging import to_model_input  # noqa: E402
 
-# name -> version. The version names the weights and the pooling: a vector made by one
-# version is never compared with a vector made by another.
-MODELS = {"efficientnet-lite0": "imagenet-57934424.gap224"}
+
+@dataclass(frozen=True)
+class ModelSpec:
+    # Names the weights and the pooling: vectors of two versions are never compared.
+    version: str
+
+
+MODELS: dict[str, ModelSpec] = {
+    "efficientnet-lite0": ModelSpec("imagenet-57934424.gap224"),
+}
 
 
 class Embedder:
@@ -28,7 +36,7 @@ class Embedder:
     def __init__(self, name: str = "efficientnet-lite0", batch_size: int = 32) -> None:
         if name not in MODELS:
             raise ValueError(f"unknown model {name!r}; known: {', '.join(MODELS)}")
-        self.name, self.version, self.batch_size = name, MODELS[name], batch_size
+        self.name, self.version, self.batch_size = name, MODELS[name].version, batch_size
         self.dim = backbone.FEATURE_DIM
         model = backbone.pretrained_lite0(include_top=False)
         spec = tf.TensorSpec([None, self.side, self.side, 3], tf.float32)

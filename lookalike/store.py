@@ -6,6 +6,7 @@ An embedded store is locked to the one process that opens it.
 
 from __future__ import annotations
 
+import re
 import threading
 import uuid
 import warnings
@@ -66,18 +67,34 @@ def open_client(settings: Settings) -> QdrantClient:
     return QdrantClient(path=str(path))
 
 
+def collection_for(catalogue: str, model_id: str) -> str:
+    """Each model's vectors live in a collection of their own; `catalogue` is an alias."""
+    return f"{catalogue}--{re.sub(r'[^A-Za-z0-9_.-]+', '-', model_id)}"
+
+
 class CatalogueStore:
-    def __init__(self, client: QdrantClient, collection: str, model_id: str, dim: int) -> None:
-        self.client, self.collection, self.model_id, self.dim = client, collection, model_id, dim
+    """One model's view of the catalogue.
+
+    The catalogue name (LOOKALIKE_COLLECTION) is a Qdrant alias pointing at the live
+    model's collection. A new model is rolled out by building its own collection
+    (`lookalike reindex`) and moving the alias in one atomic step; services still
+    running the old model keep searching the old collection until they restart.
+    """
+
+    def __init__(self, client: QdrantClient, catalogue: str, model_id: str, dim: int) -> None:
+        self.client, self.catalogue, self.model_id, self.dim = client, catalogue, model_id, dim
+        self.collection = collection_for(catalogue, model_id)
         # The embedded engine is not thread-safe; a server client is, but a lock costs ~nothing.
         self._lock = threading.Lock()
-        self.built_by = model_id
+        self._ready = False
 
     @classmethod
     def open(cls, settings: Settings, model_id: str, dim: int) -> CatalogueStore:
+        """A fresh install creates this model's collection and makes it live."""
         store = cls(open_client(settings), settings.collection, model_id, dim)
-        store.ensure_collection()
-        store.built_by = store.collection_model()
+        if store.live_collection() is None:
+            store.create()
+            store.promote()
         return store
 
     def _call(self, fn, *args: Any, **kwargs: Any) -> Any:
@@ -91,37 +108,60 @@ class CatalogueStore:
                 raise StoreUnavailable(f"vector store error {exc.status_code}") from exc
             raise
 
-    def ensure_collection(self) -> None:
-        if not self._call(self.client.collection_exists, self.collection):
-            self._call(
-                self.client.create_collection,
-                self.collection,
-                vectors_config=models.VectorParams(size=self.dim, distance=models.Distance.COSINE),
-                metadata={"model": self.model_id},
-            )
-            # The embedded engine ignores payload indexes (and warns); a server uses them.
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)
-                for name in INDEXED_FIELDS:
-                    self._call(
-                        self.client.create_payload_index,
-                        self.collection,
-                        field_name=name,
-                        field_schema=models.PayloadSchemaType.KEYWORD,
-                    )
+    def create(self) -> None:
+        if self._call(self.client.collection_exists, self.collection):
+            return
+        self._call(
+            self.client.create_collection,
+            self.collection,
+            vectors_config=models.VectorParams(size=self.dim, distance=models.Distance.COSINE),
+            metadata={"model": self.model_id},
+        )
+        # The embedded engine ignores payload indexes (and warns); a server uses them.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            for name in INDEXED_FIELDS:
+                self._call(
+                    self.client.create_payload_index,
+                    self.collection,
+                    field_name=name,
+                    field_schema=models.PayloadSchemaType.KEYWORD,
+                )
 
-    def collection_model(self) -> str:
-        info = self._call(self.client.get_collection, self.collection)
+    def live_collection(self) -> str | None:
+        for alias in self._call(self.client.get_aliases).aliases:
+            if alias.alias_name == self.catalogue:
+                return alias.collection_name
+        return None
+
+    def live_model(self) -> str:
+        live = self.live_collection()
+        if live is None:
+            return ""
+        info = self._call(self.client.get_collection, live)
         return str((info.config.metadata or {}).get("model", ""))
 
+    def promote(self) -> None:
+        """Point the catalogue alias at this model's collection, atomically."""
+        operations: list = []
+        if self.live_collection() is not None:
+            operations.append(models.DeleteAliasOperation(
+                delete_alias=models.DeleteAlias(alias_name=self.catalogue)))
+        operations.append(models.CreateAliasOperation(create_alias=models.CreateAlias(
+            collection_name=self.collection, alias_name=self.catalogue)))
+        self._call(self.client.update_collection_aliases, change_aliases_operations=operations)
+
     def check_model(self) -> None:
-        """Refuse to mix vectors of two models: they live in unrelated spaces."""
-        built_by = self.built_by
-        if built_by != self.model_id:
+        """Refuse to mix models: their vectors live in unrelated spaces."""
+        if self._ready:
+            return
+        if not self._call(self.client.collection_exists, self.collection):
             raise ModelMismatch(
-                f"collection {self.collection!r} was built by model {built_by or 'unknown'!r}, "
-                f"but this server runs {self.model_id!r}; search it with that model or reindex"
+                f"catalogue {self.catalogue!r} was built by model "
+                f"{self.live_model() or 'unknown'!r}, but this service runs {self.model_id!r}; "
+                f"search with that model or run `lookalike reindex` for this one"
             )
+        self._ready = True
 
     def upsert(self, images: list[CatalogueImage], vectors: np.ndarray) -> None:
         self.check_model()
@@ -190,6 +230,7 @@ class CatalogueStore:
         return matches
 
     def delete_products(self, product_ids: list[str]) -> int:
+        self.check_model()
         selector = models.Filter(
             must=[models.FieldCondition(key="product_id", match=models.MatchAny(any=product_ids))]
         )
@@ -200,10 +241,12 @@ class CatalogueStore:
         return before - self.count()
 
     def count(self) -> int:
+        self.check_model()
         return int(self._call(self.client.count, self.collection, exact=True).count)
 
     def count_products(self) -> int:
         # Facet counting is server-side in Qdrant; the embedded engine needs a scroll.
+        self.check_model()
         products: set[str] = set()
         offset = None
         while True:

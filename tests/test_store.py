@@ -66,6 +66,22 @@ def test_collection_of_another_model_is_refused(settings: Settings, store: Catal
     other = CatalogueStore.open(settings, "model-b@2", 4)
     with pytest.raises(ModelMismatch, match="built by model 'model-a@1'.*runs 'model-b@2'"):
         other.search(QUERY, 5)
-    with pytest.raises(ModelMismatch):
+    with pytest.raises(ModelMismatch, match="reindex"):
         other.upsert([CatalogueImage("x", "y")], np.ones((1, 4), np.float32))
     other.close()
+
+
+def test_a_new_model_goes_live_by_moving_the_alias(settings: Settings,
+                                                   store: CatalogueStore) -> None:
+    store.close()
+    new = CatalogueStore.open(settings, "model-b@2", 3)
+    assert new.live_model() == "model-a@1"
+    new.create()  # what `lookalike reindex` fills before promoting
+    new.upsert([CatalogueImage("hat", "front")], np.array([[0, 1, 0]], np.float32))
+    assert new.live_model() == "model-a@1"
+    new.promote()
+    assert new.live_model() == "model-b@2" and new.live_collection() == new.collection
+    # The old model's collection is still there for services not yet restarted.
+    assert new.client.collection_exists(store.collection)
+    assert [m.product_id for m in new.search(np.array([0, 1, 0], np.float32), 5)] == ["hat"]
+    new.close()
