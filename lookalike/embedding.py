@@ -56,6 +56,14 @@ class Embedder:
         vectors = np.concatenate(parts)
         return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
 
+    def embed_query(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        """One vector per search photo."""
+        return self.embed(images)
+
+    def embed_catalogue(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """One (views, dim) array per catalogue image; each view is stored as a point."""
+        return [vector[None] for vector in self.embed(images)]
+
     def warmup(self) -> None:
         """Trace the graph once so the first request does not pay for it."""
         self.embed([np.zeros((self.side, self.side, 3), np.uint8)])

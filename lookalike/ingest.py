@@ -46,7 +46,7 @@ def load(item: ItemMessage, settings: Settings) -> np.ndarray:
     return decode(data, limits(settings), Embedder.side)
 
 
-def catalogue_image(item: ItemMessage) -> CatalogueImage:
+def catalogue_image(item: ItemMessage, view: int = 0) -> CatalogueImage:
     return CatalogueImage(
         product_id=item["product_id"],
         image_id=item["image_id"],
@@ -54,6 +54,7 @@ def catalogue_image(item: ItemMessage) -> CatalogueImage:
         title=item.get("title", ""),
         labels=tuple(item.get("labels", ())),
         source=item.get("source", ""),
+        view=view,
     )
 
 
@@ -79,8 +80,9 @@ def process_chunk(
         except (ImageRejected, FetchError) as exc:
             fail(jobs, job_id, item, str(exc))
     if good:
-        vectors = embedder.embed(pixels)
-        store.upsert([catalogue_image(item) for item in good], vectors)
+        views = embedder.embed_catalogue(pixels)
+        points = [catalogue_image(item, v) for item, vs in zip(good, views) for v in range(len(vs))]
+        store.upsert(points, np.concatenate(views))
         for item in good:
             jobs.record_ok(job_id, item["index"])
     log.info("job %s: chunk of %d stored %d", job_id, len(items), len(good))

@@ -74,7 +74,7 @@ class LookalikeServicer(pb_grpc.LookalikeServicer):
             pixels = decode(request.image, limits(self.settings), self.embedder.side)
         except ImageRejected as exc:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"image rejected: {exc}")
-        vector = self.embedder.embed([pixels])[0]
+        vector = self.embedder.embed_query([pixels])[0]
         try:
             matches = self.store.search(
                 vector, top_k, list(request.filter.categories), list(request.filter.labels),

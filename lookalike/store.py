@@ -42,10 +42,12 @@ class CatalogueImage:
     title: str = ""
     labels: tuple[str, ...] = ()
     source: str = ""
+    view: int = 0  # a model may store several views (vectors) of one image
 
     @property
     def point_id(self) -> str:
-        return str(uuid.uuid5(POINT_NAMESPACE, f"{self.product_id}\x1f{self.image_id}"))
+        key = f"{self.product_id}\x1f{self.image_id}" + (f"\x1f{self.view}" if self.view else "")
+        return str(uuid.uuid5(POINT_NAMESPACE, key))
 
 
 @dataclass(frozen=True)
@@ -176,6 +178,7 @@ class CatalogueStore:
                     "title": img.title,
                     "labels": list(img.labels),
                     "source": img.source,
+                    "view": img.view,
                     "model": self.model_id,
                 },
             )
