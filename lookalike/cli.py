@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import sys
 import tempfile
 from pathlib import Path
@@ -30,8 +29,11 @@ def _client(server: str | None):
     return Client(server or get_settings().server)
 
 
-def _logging(level: str = "INFO") -> None:
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def _logging() -> None:
+    from lookalike.observability import setup_logging
+
+    settings = get_settings()
+    setup_logging(settings.log_level, settings.log_json)
 
 
 @app.command()
@@ -59,7 +61,7 @@ def worker() -> None:
     from lookalike.worker import run_worker
 
     _logging()
-    run_worker()
+    run_worker(metrics=True)
 
 
 @app.command()

@@ -48,6 +48,11 @@ class Settings(BaseSettings):
     min_image_side: int = 16
     max_image_bytes: int = 20 * 1024 * 1024
 
+    # Observability: Prometheus /metrics port (0: off) and JSON log lines.
+    metrics_port: int = 9464
+    log_json: bool = True
+    log_level: str = "INFO"
+
     # Worker.
     chunk_size: int = 16
     queue: str = "lookalike.ingest"

@@ -16,6 +16,7 @@ from lookalike.config import Settings
 from lookalike.embedding import Embedder
 from lookalike.imaging import ImageRejected, Limits, decode
 from lookalike.jobs import JobStore
+from lookalike.observability import INGEST_ITEMS
 from lookalike.sources import FetchError, fetch
 from lookalike.store import CatalogueImage, CatalogueStore
 
@@ -79,12 +80,14 @@ def process_chunk(
             good.append(item)
         except (ImageRejected, FetchError) as exc:
             fail(jobs, job_id, item, str(exc))
+            INGEST_ITEMS.labels("rejected").inc()
     if good:
         views = embedder.embed_catalogue(pixels)
         points = [catalogue_image(item, v) for item, vs in zip(good, views) for v in range(len(vs))]
         store.upsert(points, np.concatenate(views))
         for item in good:
             jobs.record_ok(job_id, item["index"])
+        INGEST_ITEMS.labels("stored").inc(len(good))
     log.info("job %s: chunk of %d stored %d", job_id, len(items), len(good))
     return len(good)
 

@@ -27,7 +27,8 @@ def local_service(data_dir: Path, env: dict[str, str] | None = None,
     port = free_port()
     target = f"127.0.0.1:{port}"
     child_env = {**os.environ, "LOOKALIKE_DATA_DIR": str(data_dir),
-                 "LOOKALIKE_LISTEN": target, "QDRANT_URL": "", **(env or {})}
+                 "LOOKALIKE_LISTEN": target, "QDRANT_URL": "",
+                 "LOOKALIKE_METRICS_PORT": str(free_port()), **(env or {})}
     log_path = log_path or Path(data_dir) / "service.log"
     Path(log_path).parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:

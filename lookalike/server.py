@@ -24,6 +24,7 @@ from lookalike.config import Settings, get_settings
 from lookalike.imaging import ImageRejected, decode
 from lookalike.ingest import ItemMessage, limits
 from lookalike.jobs import JobStore
+from lookalike.observability import MetricsInterceptor, stage, start_metrics
 from lookalike.store import ModelMismatch, StoreUnavailable
 from lookalike.v1 import lookalike_pb2 as pb
 from lookalike.v1 import lookalike_pb2_grpc as pb_grpc
@@ -71,15 +72,18 @@ class LookalikeServicer(pb_grpc.LookalikeServicer):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                           f"min_score is {request.min_score}; cosine scores lie in [-1, 1]")
         try:
-            pixels = decode(request.image, limits(self.settings), self.embedder.side)
+            with stage("decode"):
+                pixels = decode(request.image, limits(self.settings), self.embedder.side)
         except ImageRejected as exc:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"image rejected: {exc}")
-        vector = self.embedder.embed_query([pixels])[0]
+        with stage("embed"):
+            vector = self.embedder.embed_query([pixels])[0]
         try:
-            matches = self.store.search(
-                vector, top_k, list(request.filter.categories), list(request.filter.labels),
-                request.min_score or None,
-            )
+            with stage("search"):
+                matches = self.store.search(
+                    vector, top_k, list(request.filter.categories), list(request.filter.labels),
+                    request.min_score or None,
+                )
         except ModelMismatch as exc:
             context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
         except StoreUnavailable as exc:
@@ -138,6 +142,7 @@ class LookalikeServicer(pb_grpc.LookalikeServicer):
 def build_server(settings: Settings) -> tuple[grpc.Server, int, health.HealthServicer]:
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.grpc_workers),
+        interceptors=[MetricsInterceptor()],
         options=[("grpc.max_receive_message_length", settings.max_ingest_bytes),
                  ("grpc.max_send_message_length", settings.max_ingest_bytes)],
     )
@@ -155,6 +160,8 @@ def serve(all_in_one: bool | None = None) -> None:
     settings = get_settings()
     all_in_one = settings.embedded if all_in_one is None else all_in_one
     runtime.embedder().warmup()
+    start_metrics(settings.metrics_port, settings.redis_url, settings.ingest_queue,
+                  runtime.embedder().model_id)
     server, port, health_servicer = build_server(settings)
     server.start()
     for name in ("", SERVICE_NAME):

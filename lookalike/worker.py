@@ -20,6 +20,7 @@ from celery.utils.time import get_exponential_backoff_interval
 from lookalike import runtime
 from lookalike.config import get_settings
 from lookalike.ingest import ItemMessage, fail, process_chunk
+from lookalike.observability import INGEST_ITEMS, context_id, start_metrics
 from lookalike.store import ModelMismatch, StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -44,17 +45,20 @@ STORE_RETRIES = 8
 
 @app.task(bind=True, name="lookalike.ingest_chunk", max_retries=STORE_RETRIES)
 def ingest_chunk(self: Task, job_id: str, items: list[ItemMessage]) -> int:
+    context_id.set(job_id)
     try:
         return process_chunk(job_id, items, runtime.embedder(), runtime.store(), runtime.jobs(),
                              get_settings())
     except ModelMismatch as exc:
         for item in items:
             fail(runtime.jobs(), job_id, item, str(exc))
+        INGEST_ITEMS.labels("failed").inc(len(items))
         return 0
     except StoreUnavailable as exc:
         if self.request.retries >= STORE_RETRIES:
             for item in items:
                 fail(runtime.jobs(), job_id, item, f"{exc} (gave up after {STORE_RETRIES} retries)")
+            INGEST_ITEMS.labels("failed").inc(len(items))
             return 0
         delay = get_exponential_backoff_interval(2, self.request.retries, 60, full_jitter=True)
         log.warning("job %s: %s; retrying chunk in %ss", job_id, exc, delay)
@@ -76,8 +80,19 @@ def _warm(**_: object) -> None:
     runtime.store()
 
 
-def run_worker(hostname: str | None = None, loglevel: str = "INFO") -> None:
-    """Blocking. One chunk at a time: TensorFlow already uses every core for a batch."""
+def _standalone_metrics() -> None:
+    start_metrics(settings.metrics_port, settings.redis_url, settings.ingest_queue,
+                  runtime.embedder().model_id)
+
+
+def run_worker(hostname: str | None = None, loglevel: str = "INFO",
+               metrics: bool = False) -> None:
+    """Blocking. One chunk at a time: TensorFlow already uses every core for a batch.
+
+    metrics: serve /metrics from this process (the all-in-one service already does).
+    """
+    if metrics:
+        _standalone_metrics()
     argv = ["worker", "--pool=solo", f"--queues={settings.ingest_queue}",
             f"--loglevel={loglevel}", "--without-gossip", "--without-mingle"]
     if hostname:

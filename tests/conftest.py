@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from dataclasses import dataclass
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pytest
 import redis
 
 from lookalike.client import Client
-from lookalike.local import local_service
+from lookalike.local import free_port, local_service
 from lookalike.sample import generate
 
 REPO = Path(__file__).resolve().parents[1]
@@ -35,12 +36,27 @@ def service_env(redis_url: str) -> dict[str, str]:
     return {"REDIS_URL": redis_url, "LOOKALIKE_QUEUE": f"lookalike.test.{uuid.uuid4().hex[:8]}"}
 
 
+@dataclass(frozen=True)
+class Service:
+    target: str
+    metrics_url: str
+    log: Path
+
+
 @pytest.fixture(scope="module")
-def service(tmp_path_factory: pytest.TempPathFactory, service_env: dict[str, str]) -> Iterator[str]:
+def running(tmp_path_factory: pytest.TempPathFactory,
+            service_env: dict[str, str]) -> Iterator[Service]:
     """A fresh all-in-one service (empty catalogue) for each test module."""
     data_dir = tmp_path_factory.mktemp("service")
-    with local_service(data_dir, env=service_env) as target:
-        yield target
+    metrics_port = free_port()
+    env = {**service_env, "LOOKALIKE_METRICS_PORT": str(metrics_port)}
+    with local_service(data_dir, env=env) as target:
+        yield Service(target, f"http://127.0.0.1:{metrics_port}/metrics", data_dir / "service.log")
+
+
+@pytest.fixture(scope="module")
+def service(running: Service) -> str:
+    return running.target
 
 
 @pytest.fixture(scope="module")

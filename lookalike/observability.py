@@ -1,0 +1,118 @@
+"""Prometheus metrics and JSON logs carrying the request or job id.
+
+Metrics are served on LOOKALIKE_METRICS_PORT (0 disables) by both services:
+requests by method and status, latency split into decode/embed/search, ingest items
+by outcome, queue depth (read from Redis at scrape time) and the model version.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import grpc
+import redis
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from pythonjsonlogger.json import JsonFormatter
+
+REQUESTS = Counter("lookalike_grpc_requests_total", "gRPC requests handled",
+                   ["method", "code"])
+LATENCY = Histogram("lookalike_grpc_request_seconds", "gRPC request latency", ["method"],
+                    buckets=(0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.2, 0.5, 1, 2, 5))
+STAGE = Histogram("lookalike_stage_seconds", "Time per pipeline stage", ["stage"],
+                  buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
+INGEST_ITEMS = Counter("lookalike_ingest_items_total", "Catalogue images processed by workers",
+                       ["outcome"])
+MODEL = Gauge("lookalike_model_info", "The embedding model this process runs", ["model"])
+
+# The id of the request or job being handled, stamped on every log line.
+context_id: contextvars.ContextVar[str] = contextvars.ContextVar("context_id", default="")
+
+
+@contextmanager
+def stage(name: str) -> Iterator[None]:
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        STAGE.labels(name).observe(time.perf_counter() - started)
+
+
+class QueueDepth(Collector):
+    """Chunks waiting in the ingest queue, read from Redis when Prometheus scrapes."""
+
+    def __init__(self, redis_url: str, queue: str) -> None:
+        self.redis, self.queue = redis.Redis.from_url(redis_url, socket_timeout=1), queue
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily("lookalike_queue_depth", "Ingest chunks waiting", labels=["queue"])
+        try:
+            family.add_metric([self.queue], self.redis.llen(self.queue))
+        except redis.RedisError:
+            return
+        yield family
+
+
+def start_metrics(port: int, redis_url: str, queue: str, model_id: str) -> None:
+    MODEL.labels(model_id).set(1)
+    if port:
+        REGISTRY.register(QueueDepth(redis_url, queue))
+        start_http_server(port)
+
+
+class MetricsInterceptor(grpc.ServerInterceptor):
+    """Counts and times every unary call; gives each a request id (x-request-id or new)."""
+
+    def intercept_service(self, continuation: Callable, details: grpc.HandlerCallDetails) -> Any:
+        handler = continuation(details)
+        if handler is None or handler.unary_unary is None:
+            return handler
+        method = details.method.rsplit("/", 1)[-1]
+        request_id = dict(details.invocation_metadata or ()).get("x-request-id") or uuid.uuid4().hex
+        inner = handler.unary_unary
+
+        def wrapped(request: Any, context: grpc.ServicerContext) -> Any:
+            token = context_id.set(request_id)
+            started = time.perf_counter()
+            code = grpc.StatusCode.OK
+            try:
+                return inner(request, context)
+            except Exception:
+                code = context.code() or grpc.StatusCode.UNKNOWN
+                raise
+            finally:
+                LATENCY.labels(method).observe(time.perf_counter() - started)
+                REQUESTS.labels(method, code.name).inc()
+                context_id.reset(token)
+
+        return grpc.unary_unary_rpc_method_handler(
+            wrapped, request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer)
+
+
+class _ContextFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.context_id = context_id.get()
+        return True
+
+
+def setup_logging(level: str = "INFO", json_logs: bool = True) -> None:
+    handler = logging.StreamHandler()
+    handler.addFilter(_ContextFilter())
+    if json_logs:
+        handler.setFormatter(JsonFormatter(
+            "{asctime}{levelname}{name}{message}{context_id}", style="{",
+            rename_fields={"asctime": "time", "levelname": "level", "context_id": "id"}))
+    else:
+        handler.setFormatter(logging.Formatter(
+            "%(asctime)s %(levelname)s %(name)s [%(context_id)s] %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
