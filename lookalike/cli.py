@@ -26,7 +26,9 @@ ServerOpt = Annotated[Optional[str], typer.Option("--server", "-s",
 def _client(server: str | None):
     from lookalike.client import Client
 
-    return Client(server or get_settings().server)
+    settings = get_settings()
+    return Client(server or settings.server, api_key=settings.api_key, tls=settings.tls,
+                  tls_ca=settings.tls_ca)
 
 
 def _logging() -> None:
@@ -44,10 +46,15 @@ def serve(
     )] = None,
 ) -> None:
     """Run the gRPC query service (with the embedded store: worker included)."""
+    from lookalike.access import ConfigError
     from lookalike.server import serve as run
 
     _logging()
-    run(all_in_one)
+    try:
+        run(all_in_one)
+    except ConfigError as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(2) from None
 
 
 @app.command()

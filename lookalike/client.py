@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable
+from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -35,14 +36,23 @@ MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
 
 class Client:
-    def __init__(self, target: str = "localhost:50051", timeout_s: float = 30.0) -> None:
+    """tls: use TLS (with the system's CAs, or tls_ca: a PEM file of the CA to trust).
+    api_key: sent as x-api-key with every call."""
+
+    def __init__(self, target: str = "localhost:50051", timeout_s: float = 30.0,
+                 api_key: str = "", tls: bool = False, tls_ca: str = "") -> None:
         self.target, self.timeout_s = target, timeout_s
-        self.channel = grpc.insecure_channel(target, options=[
-            ("grpc.service_config", _SERVICE_CONFIG),
-            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-        ])
+        options = [("grpc.service_config", _SERVICE_CONFIG),
+                   ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+                   ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)]
+        if tls or tls_ca:
+            root = Path(tls_ca).read_bytes() if tls_ca else None
+            self.channel = grpc.secure_channel(
+                target, grpc.ssl_channel_credentials(root_certificates=root), options=options)
+        else:
+            self.channel = grpc.insecure_channel(target, options=options)
         self.stub = pb_grpc.LookalikeStub(self.channel)
+        self.metadata = (("x-api-key", api_key),) if api_key else ()
 
     def __enter__(self) -> Client:
         return self
@@ -57,14 +67,15 @@ class Client:
                labels: Iterable[str] = (), min_score: float = 0.0) -> pb.SearchResponse:
         request = pb.SearchRequest(image=image, top_k=top_k, min_score=min_score,
                                    filter=pb.Filter(categories=categories, labels=labels))
-        return self.stub.Search(request, timeout=self.timeout_s)
+        return self.stub.Search(request, timeout=self.timeout_s, metadata=self.metadata)
 
     def submit(self, items: list[pb.IngestItem]) -> str:
         return self.stub.SubmitIngest(pb.SubmitIngestRequest(items=items),
-                                      timeout=self.timeout_s).job_id
+                                      timeout=self.timeout_s, metadata=self.metadata).job_id
 
     def job(self, job_id: str) -> pb.Job:
-        return self.stub.GetJob(pb.GetJobRequest(job_id=job_id), timeout=self.timeout_s)
+        return self.stub.GetJob(pb.GetJobRequest(job_id=job_id), timeout=self.timeout_s,
+                                metadata=self.metadata)
 
     def wait_job(self, job_id: str, timeout_s: float = 3600, poll_s: float = 0.5) -> pb.Job:
         deadline = time.monotonic() + timeout_s
@@ -77,10 +88,12 @@ class Client:
 
     def delete(self, product_ids: Iterable[str]) -> int:
         request = pb.DeleteProductsRequest(product_ids=list(product_ids))
-        return self.stub.DeleteProducts(request, timeout=self.timeout_s).deleted
+        return self.stub.DeleteProducts(request, timeout=self.timeout_s,
+                                        metadata=self.metadata).deleted
 
     def stats(self) -> pb.Stats:
-        return self.stub.GetStats(pb.GetStatsRequest(), timeout=self.timeout_s)
+        return self.stub.GetStats(pb.GetStatsRequest(), timeout=self.timeout_s,
+                                  metadata=self.metadata)
 
     def healthy(self, timeout_s: float = 2.0) -> bool:
         stub = health_pb2_grpc.HealthStub(self.channel)

@@ -11,6 +11,8 @@ from functools import lru_cache
 from pathlib import Path
 
 from platformdirs import user_data_dir
+from typing import Literal
+
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -43,6 +45,22 @@ class Settings(BaseSettings):
     default_top_k: int = 10
     max_top_k: int = 100
 
+    # Access. "keys": every call but health/reflection needs an x-api-key from read_keys
+    # (Search, GetJob, GetStats) or write_keys (everything); "none" is for local use only.
+    auth: Literal["keys", "none"] = "keys"
+    read_keys: str = ""   # comma-separated
+    write_keys: str = ""  # comma-separated; a write key may also read
+    # TLS for gRPC: PEM files; empty: plaintext. Clients: tls_ca to trust a private CA.
+    tls_cert: str = ""
+    tls_key: str = ""
+    tls_ca: str = ""
+    tls: bool = False  # clients: TLS with the system's CAs
+    api_key: str = ""  # what the CLI/client sends
+    # Ingest by reference: folders the service may read (comma-separated; empty: none)
+    # and whether URLs may point at loopback/private/link-local addresses.
+    ingest_roots: str = ""
+    allow_private_urls: bool = False
+
     # Images: refuse anything larger before decoding it (decompression bombs).
     max_image_pixels: int = 50_000_000
     min_image_side: int = 16
@@ -58,6 +76,22 @@ class Settings(BaseSettings):
     queue: str = "lookalike.ingest"
     fetch_timeout_s: float = 10.0
     job_ttl_s: int = 7 * 24 * 3600
+
+    @staticmethod
+    def _split(value: str) -> list[str]:
+        return [part.strip() for part in value.split(",") if part.strip()]
+
+    @property
+    def read_key_list(self) -> list[str]:
+        return self._split(self.read_keys)
+
+    @property
+    def write_key_list(self) -> list[str]:
+        return self._split(self.write_keys)
+
+    @property
+    def ingest_root_list(self) -> list[Path]:
+        return [Path(root).resolve() for root in self._split(self.ingest_roots)]
 
     @property
     def embedded(self) -> bool:

@@ -39,11 +39,14 @@ def limits(settings: Settings) -> Limits:
     return Limits(settings.max_image_bytes, settings.max_image_pixels, settings.min_image_side)
 
 
-def load(item: ItemMessage, settings: Settings) -> np.ndarray:
+def load(item: ItemMessage, settings: Settings, trusted: bool = False) -> np.ndarray:
+    """trusted: the reference comes from the operator (reindex), not from a request."""
     if "image_b64" in item:
         data = base64.b64decode(item["image_b64"])
     else:
-        data = fetch(item["uri"], settings.max_image_bytes, settings.fetch_timeout_s)
+        data = fetch(item["uri"], settings.max_image_bytes, settings.fetch_timeout_s,
+                     roots=None if trusted else settings.ingest_root_list,
+                     allow_private=trusted or settings.allow_private_urls)
     return decode(data, limits(settings), Embedder.side)
 
 
@@ -66,6 +69,7 @@ def process_chunk(
     store: CatalogueStore,
     jobs: JobStore,
     settings: Settings,
+    trusted: bool = False,
 ) -> int:
     """Store the good items of a chunk; returns how many were stored.
 
@@ -76,7 +80,7 @@ def process_chunk(
     pixels: list[np.ndarray] = []
     for item in items:
         try:
-            pixels.append(load(item, settings))
+            pixels.append(load(item, settings, trusted))
             good.append(item)
         except (ImageRejected, FetchError) as exc:
             fail(jobs, job_id, item, str(exc))

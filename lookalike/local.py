@@ -22,12 +22,17 @@ def free_port() -> int:
 
 @contextmanager
 def local_service(data_dir: Path, env: dict[str, str] | None = None,
-                  log_path: Path | None = None, ready_timeout_s: float = 180) -> Iterator[str]:
-    """Yield the address of a fresh `lookalike serve` (embedded store + worker) on a free port."""
+                  log_path: Path | None = None, ready_timeout_s: float = 180,
+                  client_options: dict | None = None) -> Iterator[str]:
+    """Yield the address of a fresh `lookalike serve` (embedded store + worker) on a free port.
+
+    Without authentication unless env says otherwise; client_options (tls_ca, ...) are
+    what the readiness check needs to reach it.
+    """
     port = free_port()
     target = f"127.0.0.1:{port}"
     child_env = {**os.environ, "LOOKALIKE_DATA_DIR": str(data_dir),
-                 "LOOKALIKE_LISTEN": target, "QDRANT_URL": "",
+                 "LOOKALIKE_LISTEN": target, "QDRANT_URL": "", "LOOKALIKE_AUTH": "none",
                  "LOOKALIKE_METRICS_PORT": str(free_port()), **(env or {})}
     log_path = log_path or Path(data_dir) / "service.log"
     Path(log_path).parent.mkdir(parents=True, exist_ok=True)
@@ -36,7 +41,7 @@ def local_service(data_dir: Path, env: dict[str, str] | None = None,
                                 stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + ready_timeout_s
-        with Client(target) as client:
+        with Client(target, **(client_options or {})) as client:
             while not client.healthy():
                 if proc.poll() is not None:
                     raise RuntimeError(f"lookalike serve exited with {proc.returncode}; "

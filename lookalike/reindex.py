@@ -87,7 +87,7 @@ def reindex(settings: Settings, model: str, jobs: JobStore,
                                 "ingested as bytes without a source path or URL: ingest it again")
         for start in range(0, len(items), settings.chunk_size):
             report.stored += process_chunk(job_id, items[start : start + settings.chunk_size],
-                                           embedder, target, jobs, settings)
+                                           embedder, target, jobs, settings, trusted=True)
             on_progress(min(start + settings.chunk_size, len(items)), len(items))
         report.failures += jobs.get(job_id).failures
     if promote and (force or not report.failures):

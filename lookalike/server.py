@@ -19,7 +19,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from lookalike import runtime
+from lookalike import access, runtime
 from lookalike.config import Settings, get_settings
 from lookalike.imaging import ImageRejected, decode
 from lookalike.ingest import ItemMessage, limits
@@ -142,7 +142,7 @@ class LookalikeServicer(pb_grpc.LookalikeServicer):
 def build_server(settings: Settings) -> tuple[grpc.Server, int, health.HealthServicer]:
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.grpc_workers),
-        interceptors=[MetricsInterceptor()],
+        interceptors=[MetricsInterceptor(), *access.interceptors(settings)],
         options=[("grpc.max_receive_message_length", settings.max_ingest_bytes),
                  ("grpc.max_send_message_length", settings.max_ingest_bytes)],
     )
@@ -151,7 +151,9 @@ def build_server(settings: Settings) -> tuple[grpc.Server, int, health.HealthSer
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
         (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
-    port = server.add_insecure_port(settings.listen)
+    credentials = access.server_credentials(settings)
+    port = (server.add_secure_port(settings.listen, credentials) if credentials
+            else server.add_insecure_port(settings.listen))
     return server, port, health_servicer
 
 
@@ -159,6 +161,7 @@ def serve(all_in_one: bool | None = None) -> None:
     """Run the query service; with the embedded store, also the worker, in this process."""
     settings = get_settings()
     all_in_one = settings.embedded if all_in_one is None else all_in_one
+    access.interceptors(settings), access.server_credentials(settings)  # fail fast on bad config
     runtime.embedder().warmup()
     start_metrics(settings.metrics_port, settings.redis_url, settings.ingest_queue,
                   runtime.embedder().model_id)

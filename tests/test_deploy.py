@@ -218,6 +218,8 @@ def test_settings_env_names_are_what_pydantic_reads(monkeypatch: pytest.MonkeyPa
             value, expected = str(default + 1), default + 1
         elif isinstance(default, Path):
             value, expected = "/drift/probe", Path("/drift/probe")
+        elif field == "auth":  # a Literal: probe with the other allowed value
+            value = expected = "none" if default == "keys" else "keys"
         else:
             value, expected = "drift-probe", "drift-probe"
         got = getattr(load_settings(monkeypatch, {name: value}), field)

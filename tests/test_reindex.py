@@ -27,7 +27,8 @@ def test_reindex_moves_the_catalogue_to_a_new_model(
     tmp_path: Path, sample: Path, redis_url: str, lite0: embedding.Embedder,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    settings = Settings(data_dir=tmp_path, qdrant_url="", redis_url=redis_url, chunk_size=4)
+    settings = Settings(data_dir=tmp_path, qdrant_url="", redis_url=redis_url, chunk_size=4,
+                        ingest_roots=str(sample))
     jobs = JobStore.from_url(redis_url, ttl_s=600)
     old = CatalogueStore.open(settings, lite0.model_id, lite0.dim)
     items = [ItemMessage(index=i, product_id=pid, image_id="front", category=category,

@@ -107,7 +107,7 @@ def test_bad_items_fail_alone_with_reasons(client: Client, sample: Path, catalog
     assert "truncated JPEG" in reasons["trunc"]
     assert "not a recognised image" in reasons["text"]
     assert "product_id is empty" in reasons["no-product"]
-    assert "no such file" in reasons["missing"]
+    assert "outside the ingest roots" in reasons["missing"]
     assert "neither image bytes nor uri" in reasons["empty"]
     assert client.search(good, top_k=1).matches[0].product_id in {"extra-rocket", "rocket-model"}
     assert client.delete(["extra-rocket"]) == 1
