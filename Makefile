@@ -20,9 +20,9 @@ redis: install
 run: install redis
 	$(VENV)/bin/lookalike demo --workdir demo-output
 
-## All-in-one service on localhost:50051 (embedded store + worker).
+## All-in-one service on localhost:50051 (embedded store + worker), no authentication.
 serve: install redis
-	$(VENV)/bin/lookalike serve
+	LOOKALIKE_AUTH=none LOOKALIKE_LISTEN=127.0.0.1:50051 $(VENV)/bin/lookalike serve
 
 ## Recall on the GroceryStoreDataset benchmark next to this repo.
 eval: install redis
