@@ -74,6 +74,12 @@ class Settings(BaseSettings):
     # Worker.
     chunk_size: int = 16
     queue: str = "lookalike.ingest"
+    # Seconds before Redis hands an unacknowledged chunk (its worker died) to another worker.
+    # Must exceed the time one chunk takes.
+    visibility_timeout_s: int = 3600
+    # Chunk retries while the store is unavailable: exponential backoff with jitter.
+    store_retries: int = 8
+    retry_backoff_s: int = 2
     fetch_timeout_s: float = 10.0
     job_ttl_s: int = 7 * 24 * 3600
 

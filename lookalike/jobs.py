@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 import redis
+from tenacity import (retry, retry_if_exception_type, stop_after_delay,
+                      wait_exponential_jitter)
 
 PREFIX = "lookalike:job:"
 
@@ -90,6 +92,10 @@ class JobStore:
                             "reason": reason})
         return self._run(job_id, index, "failed", entry)
 
+    # A worker must not drop an outcome because Redis restarts: wait for it to come back.
+    @retry(retry=retry_if_exception_type((redis.ConnectionError, redis.TimeoutError)),
+           wait=wait_exponential_jitter(multiplier=0.2, max=5), stop=stop_after_delay(120),
+           reraise=True)
     def _run(self, job_id: str, index: int, outcome: str, entry: str) -> bool:
         args = [index, outcome, outcome, entry, time.time(), self.ttl_s]
         return bool(self._record(keys=self._keys(job_id), args=args))

@@ -20,17 +20,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@contextmanager
-def local_service(data_dir: Path, env: dict[str, str] | None = None,
+def start_service(data_dir: Path, env: dict[str, str] | None = None,
                   log_path: Path | None = None, ready_timeout_s: float = 180,
-                  client_options: dict | None = None) -> Iterator[str]:
-    """Yield the address of a fresh `lookalike serve` (embedded store + worker) on a free port.
+                  client_options: dict | None = None,
+                  port: int | None = None) -> tuple[subprocess.Popen, str]:
+    """Start `lookalike serve` (embedded store + worker) and wait until it is healthy.
 
     Without authentication unless env says otherwise; client_options (tls_ca, ...) are
     what the readiness check needs to reach it.
     """
-    port = free_port()
-    target = f"127.0.0.1:{port}"
+    target = f"127.0.0.1:{port or free_port()}"
     child_env = {**os.environ, "LOOKALIKE_DATA_DIR": str(data_dir),
                  "LOOKALIKE_LISTEN": target, "QDRANT_URL": "", "LOOKALIKE_AUTH": "none",
                  "LOOKALIKE_METRICS_PORT": str(free_port()), **(env or {})}
@@ -39,22 +38,36 @@ def local_service(data_dir: Path, env: dict[str, str] | None = None,
     with open(log_path, "ab") as log:
         proc = subprocess.Popen([sys.executable, "-m", "lookalike", "serve"], env=child_env,
                                 stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + ready_timeout_s
+    with Client(target, **(client_options or {})) as client:
+        while not client.healthy():
+            if proc.poll() is not None:
+                raise RuntimeError(f"lookalike serve exited with {proc.returncode}; "
+                                   f"see {log_path}")
+            if time.monotonic() > deadline:
+                stop(proc)
+                raise TimeoutError(f"lookalike serve not ready after {ready_timeout_s:.0f} s; "
+                                   f"see {log_path}")
+            time.sleep(0.5)
+    return proc, target
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
     try:
-        deadline = time.monotonic() + ready_timeout_s
-        with Client(target, **(client_options or {})) as client:
-            while not client.healthy():
-                if proc.poll() is not None:
-                    raise RuntimeError(f"lookalike serve exited with {proc.returncode}; "
-                                       f"see {log_path}")
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"lookalike serve not ready after {ready_timeout_s:.0f} s; "
-                                       f"see {log_path}")
-                time.sleep(0.5)
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@contextmanager
+def local_service(data_dir: Path, env: dict[str, str] | None = None,
+                  log_path: Path | None = None, ready_timeout_s: float = 180,
+                  client_options: dict | None = None) -> Iterator[str]:
+    """Yield the address of a fresh all-in-one service; stop it afterwards."""
+    proc, target = start_service(data_dir, env, log_path, ready_timeout_s, client_options)
+    try:
         yield target
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)

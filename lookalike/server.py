@@ -16,6 +16,8 @@ import time
 from concurrent import futures
 
 import grpc
+import redis
+from kombu.exceptions import OperationalError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
@@ -102,21 +104,29 @@ class LookalikeServicer(pb_grpc.LookalikeServicer):
 
         if not request.items:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "no items to ingest")
-        job_id = self.jobs.create(len(request.items))
-        queued: list[ItemMessage] = []
-        for index, item in enumerate(request.items):
-            message = item_message(index, item)
-            if isinstance(message, str):
-                self.jobs.record_failure(job_id, index, item.product_id, item.image_id, message)
-            else:
-                queued.append(message)
-        dispatch(job_id, queued, self.settings.chunk_size)
+        try:
+            job_id = self.jobs.create(len(request.items))
+            queued: list[ItemMessage] = []
+            for index, item in enumerate(request.items):
+                message = item_message(index, item)
+                if isinstance(message, str):
+                    self.jobs.record_failure(job_id, index, item.product_id, item.image_id,
+                                             message)
+                else:
+                    queued.append(message)
+            dispatch(job_id, queued, self.settings.chunk_size)
+        except (redis.RedisError, OperationalError) as exc:
+            # Nothing is acknowledged to the caller: resubmitting is safe (idempotent ids).
+            context.abort(grpc.StatusCode.UNAVAILABLE, f"ingest queue unavailable: {exc}")
         log.info("job %s: %d items queued, %d refused", job_id, len(queued),
                  len(request.items) - len(queued))
         return pb.SubmitIngestResponse(job_id=job_id, total=len(request.items))
 
     def GetJob(self, request: pb.GetJobRequest, context: grpc.ServicerContext) -> pb.Job:
-        report = self.jobs.get(request.job_id)
+        try:
+            report = self.jobs.get(request.job_id)
+        except redis.RedisError as exc:
+            context.abort(grpc.StatusCode.UNAVAILABLE, f"job store unavailable: {exc}")
         if report is None:
             context.abort(grpc.StatusCode.NOT_FOUND, f"no job {request.job_id!r}")
         return pb.Job(

@@ -35,15 +35,12 @@ app.conf.update(
     task_default_queue=settings.ingest_queue,
     task_serializer="json",
     accept_content=["json"],
-    broker_transport_options={"visibility_timeout": 3600},
+    broker_transport_options={"visibility_timeout": settings.visibility_timeout_s},
     broker_connection_retry_on_startup=True,
     worker_hijack_root_logger=False,
 )
 
-STORE_RETRIES = 8
-
-
-@app.task(bind=True, name="lookalike.ingest_chunk", max_retries=STORE_RETRIES)
+@app.task(bind=True, name="lookalike.ingest_chunk", max_retries=None)
 def ingest_chunk(self: Task, job_id: str, items: list[ItemMessage]) -> int:
     context_id.set(job_id)
     try:
@@ -55,12 +52,14 @@ def ingest_chunk(self: Task, job_id: str, items: list[ItemMessage]) -> int:
         INGEST_ITEMS.labels("failed").inc(len(items))
         return 0
     except StoreUnavailable as exc:
-        if self.request.retries >= STORE_RETRIES:
+        retries = get_settings().store_retries
+        if self.request.retries >= retries:
             for item in items:
-                fail(runtime.jobs(), job_id, item, f"{exc} (gave up after {STORE_RETRIES} retries)")
+                fail(runtime.jobs(), job_id, item, f"{exc} (gave up after {retries} retries)")
             INGEST_ITEMS.labels("failed").inc(len(items))
             return 0
-        delay = get_exponential_backoff_interval(2, self.request.retries, 60, full_jitter=True)
+        delay = get_exponential_backoff_interval(get_settings().retry_backoff_s,
+                                                 self.request.retries, 60, full_jitter=True)
         log.warning("job %s: %s; retrying chunk in %ss", job_id, exc, delay)
         raise self.retry(exc=exc, countdown=delay) from exc
 

@@ -1,0 +1,200 @@
+"""Crashed parts: every submitted item ends up stored exactly once or reported failed.
+
+The catalogue images are served by a slow HTTP server on loopback, so a chunk is
+reliably in the middle of being processed when the fault is injected.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import redis
+
+from lookalike.client import Client
+from lookalike.local import free_port, start_service, stop
+from lookalike.v1 import lookalike_pb2 as pb
+
+DELAY_S = 0.6
+ITEMS = 12
+CHUNK = 4
+
+
+class SlowImages(ThreadingHTTPServer):
+    def __init__(self, folder: Path) -> None:
+        self.folder, self.served = folder, 0
+        super().__init__(("127.0.0.1", 0), _Handler)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: SlowImages
+
+    def do_GET(self) -> None:  # noqa: N802
+        time.sleep(DELAY_S)
+        body = (self.server.folder / self.path.lstrip("/")).read_bytes()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+        self.server.served += 1
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+@pytest.fixture
+def images(sample: Path) -> Iterator[SlowImages]:
+    server = SlowImages(sample / "catalogue")
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server
+    server.shutdown()
+
+
+def catalogue(images: SlowImages) -> list[pb.IngestItem]:
+    names = sorted(p.name for p in images.folder.glob("*.png"))[:ITEMS]
+    return [pb.IngestItem(product_id=name.removesuffix(".png"), image_id="front",
+                          uri=f"http://127.0.0.1:{images.server_port}/{name}") for name in names]
+
+
+def env_for(redis_url: str) -> dict[str, str]:
+    return {"REDIS_URL": redis_url, "LOOKALIKE_ALLOW_PRIVATE_URLS": "true",
+            "LOOKALIKE_CHUNK_SIZE": str(CHUNK), "LOOKALIKE_VISIBILITY_TIMEOUT_S": "8"}
+
+
+def wait_until(predicate, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+def test_worker_killed_mid_chunk_loses_nothing(tmp_path: Path, images: SlowImages,
+                                               redis_url: str) -> None:
+    proc, target = start_service(tmp_path, env_for(redis_url))
+    try:
+        with Client(target) as client:
+            job_id = client.submit(catalogue(images))
+            wait_until(lambda: images.served >= CHUNK + 1, 60, "the second chunk to start")
+            proc.send_signal(signal.SIGKILL)  # kill -9: no warm shutdown, chunk unacknowledged
+            proc.wait()
+    finally:
+        stop(proc)
+    # Same data dir, same private queue: the restarted worker gets the chunk back once
+    # Redis's visibility timeout has passed.
+    proc, target = start_service(tmp_path, env_for(redis_url), port=int(target.rsplit(":", 1)[1]))
+    try:
+        with Client(target) as client:
+            job = client.wait_job(job_id, timeout_s=120)
+            assert (job.total, job.done, job.failed) == (ITEMS, ITEMS, 0)
+            assert client.stats().points == ITEMS  # stored exactly once
+    finally:
+        stop(proc)
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[tuple[str, callable]]:
+    """A Redis with AOF persistence that the test may restart."""
+    if not shutil.which("redis-server"):
+        pytest.fail("redis-server is not installed (scripts/ensure-redis installs it)")
+    port, folder = free_port(), tmp_path / "redis"
+    folder.mkdir()
+
+    def start() -> None:
+        subprocess.run(["redis-server", "--daemonize", "yes", "--port", str(port),
+                        "--bind", "127.0.0.1", "--dir", str(folder), "--appendonly", "yes",
+                        "--appendfsync", "always", "--save", "",
+                        "--logfile", str(folder / "redis.log")], check=True)
+        client = redis.Redis(port=port)
+        wait_until(lambda: _pings(client), 10, "redis to start")
+
+    start()
+    yield f"redis://127.0.0.1:{port}/0", start
+    try:
+        redis.Redis(port=port).shutdown(nosave=True)
+    except redis.RedisError:
+        pass
+
+
+def _pings(client: redis.Redis) -> bool:
+    try:
+        return client.ping()
+    except redis.RedisError:
+        return False
+
+
+def test_redis_restart_mid_job_loses_nothing(tmp_path: Path, images: SlowImages,
+                                             own_redis) -> None:
+    url, start_redis = own_redis
+    proc, target = start_service(tmp_path / "data", env_for(url))
+    try:
+        with Client(target) as client:
+            job_id = client.submit(catalogue(images))
+            wait_until(lambda: images.served >= 2, 60, "the first chunk to start")
+            redis.Redis.from_url(url).shutdown()  # AOF is fsynced on every write
+            time.sleep(2)
+            start_redis()
+            job = client.wait_job(job_id, timeout_s=120)
+            assert (job.total, job.done, job.failed) == (ITEMS, ITEMS, 0)
+            assert client.stats().points == ITEMS
+    finally:
+        stop(proc)
+
+
+class FlakyStore:
+    """A real embedded store that is unavailable for its first `outage` writes."""
+
+    def __init__(self, store, outage: int) -> None:
+        self.store, self.outage, self.calls = store, outage, 0
+
+    def upsert(self, images, vectors) -> None:
+        from lookalike.store import StoreUnavailable
+
+        self.calls += 1
+        if self.calls <= self.outage:
+            raise StoreUnavailable("vector store unavailable: connection refused (injected)")
+        self.store.upsert(images, vectors)
+
+
+@pytest.mark.parametrize("outage, stored", [(2, 3), (99, 0)])
+def test_store_outage_is_retried_then_reported(tmp_path: Path, sample: Path, redis_url: str,
+                                               monkeypatch: pytest.MonkeyPatch, outage: int,
+                                               stored: int) -> None:
+    from lookalike import runtime, worker
+    from lookalike.config import Settings
+    from lookalike.embedding import Embedder
+    from lookalike.jobs import JobStore
+    from lookalike.store import CatalogueStore
+
+    settings = Settings(data_dir=tmp_path, qdrant_url="", store_retries=3, retry_backoff_s=0,
+                        ingest_roots=str(sample))
+    embedder = Embedder()
+    real = CatalogueStore.open(settings, embedder.model_id, embedder.dim)
+    flaky, jobs = FlakyStore(real, outage), JobStore.from_url(redis_url, 600)
+    monkeypatch.setattr(worker, "get_settings", lambda: settings)
+    monkeypatch.setattr(runtime, "embedder", lambda: embedder)
+    monkeypatch.setattr(runtime, "store", lambda: flaky)
+    monkeypatch.setattr(runtime, "jobs", lambda: jobs)
+    items = [{"index": i, "product_id": p.stem, "image_id": "front", "uri": str(p)}
+             for i, p in enumerate(sorted((sample / "catalogue").glob("*.png"))[:3])]
+    job_id = jobs.create(len(items))
+    worker.app.conf.task_always_eager = True  # the retry path runs in this process
+    try:
+        worker.ingest_chunk.apply(args=(job_id, items))
+    finally:
+        worker.app.conf.task_always_eager = False
+    report = jobs.get(job_id)
+    assert (report.done, report.failed, real.count()) == (stored, 3 - stored, stored)
+    if stored:
+        assert flaky.calls == outage + 1  # retried until the store came back
+    else:
+        assert flaky.calls == 4 and all("gave up after 3 retries" in f.reason
+                                        for f in report.failures)
+    real.close()
