@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 BASE_PYTHON ?= python3
 
-.PHONY: install run test test-all proto lint redis serve eval compose-up compose-down clean
+.PHONY: install run test test-all proto lint redis serve eval model quality compose-up compose-down clean
 
 install: $(VENV)/.installed
 
@@ -27,6 +27,16 @@ serve: install redis
 ## Recall on the GroceryStoreDataset benchmark next to this repo.
 eval: install redis
 	$(VENV)/bin/lookalike eval ../shared/data/grocerystore_dev --json eval-results.json
+
+## Rebuild the shipped model from GroceryStoreDataset next to this repo (fixed seed, ~3 min).
+model: install
+	$(VENV)/bin/lookalike train ../shared/data/grocerystore_dev lookalike/models/lite0-shelf \
+		--mode unfreeze --loss cosine --seed 0
+
+## The product-split comparison table of the README (~15 min).
+quality: install
+	$(PY) scripts/quality_experiments.py --data ../shared/data/grocerystore_dev \
+		--out quality-results --parts tricks,train
 
 test: install redis
 	$(PY) -m pytest

@@ -192,6 +192,15 @@ def delete(product_ids: Annotated[list[str], typer.Argument()], server: ServerOp
         console.print(f"deleted {client.delete(product_ids)} images")
 
 
+@app.command(add_help_option=False,
+             context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def train(ctx: typer.Context) -> None:
+    """Fine-tune the embedder on labelled product photos (`lookalike train --help`)."""
+    from lookalike.train import main
+
+    main(ctx.args)
+
+
 @app.command()
 def reindex(
     model: Annotated[str, typer.Option(help="the model to rebuild the catalogue with")],

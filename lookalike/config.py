@@ -32,7 +32,7 @@ class Settings(BaseSettings):
     data_dir: Path = Path(user_data_dir("lookalike"))
     collection: str = "lookalike"
 
-    model: str = "efficientnet-lite0"
+    model: str = "lite0-shelf"
 
     # gRPC query service.
     listen: str = "[::]:50051"

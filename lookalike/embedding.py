@@ -1,14 +1,21 @@
 """Images in, L2-normalised vectors out: the CNN behind both ingest and search.
 
-The Keras model is called directly inside a tf.function with a fixed input
-signature; `model.predict` costs 45-120 ms of overhead per call.
+Models are versioned artifacts, loaded by name (LOOKALIKE_MODEL):
+- `lite0-shelf` (default): EfficientNet-Lite0 with its last block and head conv fine-tuned
+  (normalised softmax) on shop-shelf photos; shipped in lookalike/models/ and rebuilt by
+  `make model`. Its version is the hash of the artifact, so retraining changes it.
+- `efficientnet-lite0`: the ImageNet network as is, global average pooled.
+The Keras model is called directly inside a tf.function with a fixed input signature;
+`model.predict` costs 45-120 ms of overhead per call.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -18,38 +25,57 @@ import tensorflow as tf  # noqa: E402
 from lookalike import backbone  # noqa: E402
 from lookalike.imaging import to_model_input  # noqa: E402
 
+MODELS_DIR = Path(__file__).parent / "models"
+DEFAULT_MODEL = "lite0-shelf"
+
 
 @dataclass(frozen=True)
 class ModelSpec:
     # Names the weights and the pooling: vectors of two versions are never compared.
     version: str
+    artifact: Path | None = None  # trained layers (lookalike.train); None: ImageNet as is
+
+
+def _artifact(name: str) -> ModelSpec:
+    npz = MODELS_DIR / f"{name}.npz"
+    digest = hashlib.sha256(npz.read_bytes()).hexdigest()[:10] if npz.is_file() else "missing"
+    return ModelSpec(f"1.{digest}", npz)
 
 
 MODELS: dict[str, ModelSpec] = {
     "efficientnet-lite0": ModelSpec("imagenet-57934424.gap224"),
+    DEFAULT_MODEL: _artifact(DEFAULT_MODEL),
 }
 
 
 class Embedder:
     side = 224
 
-    def __init__(self, name: str = "efficientnet-lite0", batch_size: int = 32) -> None:
+    def __init__(self, name: str = DEFAULT_MODEL, batch_size: int = 32) -> None:
         if name not in MODELS:
             raise ValueError(f"unknown model {name!r}; known: {', '.join(MODELS)}")
-        self.name, self.version, self.batch_size = name, MODELS[name].version, batch_size
+        spec = MODELS[name]
+        self.name, self.version, self.batch_size = name, spec.version, batch_size
+        self._trained = None
+        if spec.artifact is not None:
+            if not spec.artifact.is_file():
+                raise FileNotFoundError(f"model {name!r}: {spec.artifact} is missing; "
+                                        "`make model` rebuilds it")
+            from lookalike.train import TrainedEmbedder
+
+            self._trained = TrainedEmbedder(spec.artifact, batch_size)
+            self.dim, self.side = self._trained.dim, self._trained.side
+            return
         self.dim = backbone.FEATURE_DIM
         model = backbone.pretrained_lite0(include_top=False)
-        spec = tf.TensorSpec([None, self.side, self.side, 3], tf.float32)
-        self._forward = tf.function(lambda x: model(x, training=False), input_signature=[spec])
+        spec_in = tf.TensorSpec([None, self.side, self.side, 3], tf.float32)
+        self._forward = tf.function(lambda x: model(x, training=False), input_signature=[spec_in])
 
     @property
     def model_id(self) -> str:
         return f"{self.name}@{self.version}"
 
-    def embed(self, images: Sequence[np.ndarray]) -> np.ndarray:
-        """RGB uint8 arrays of any size -> (n, dim) float32, unit length."""
-        if not images:
-            return np.zeros((0, self.dim), np.float32)
+    def _imagenet(self, images: Sequence[np.ndarray]) -> np.ndarray:
         batch = np.stack([to_model_input(img, self.side) for img in images]).astype(np.float32)
         parts = [self._forward(batch[i : i + self.batch_size]).numpy()
                  for i in range(0, len(batch), self.batch_size)]
@@ -57,13 +83,20 @@ class Embedder:
         return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
 
     def embed_query(self, images: Sequence[np.ndarray]) -> np.ndarray:
-        """One vector per search photo."""
-        return self.embed(images)
+        """RGB uint8 arrays of any size -> (n, dim) float32, unit length: one per photo."""
+        if not images:
+            return np.zeros((0, self.dim), np.float32)
+        return self._trained.embed_query(images) if self._trained else self._imagenet(images)
 
     def embed_catalogue(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
         """One (views, dim) array per catalogue image; each view is stored as a point."""
-        return [vector[None] for vector in self.embed(images)]
+        if not images:
+            return []
+        if self._trained is None:
+            return [vector[None] for vector in self._imagenet(images)]
+        rows = self._trained.embed_catalogue(images)
+        return list(rows.reshape(len(images), self._trained.n_views, self.dim))
 
     def warmup(self) -> None:
         """Trace the graph once so the first request does not pay for it."""
-        self.embed([np.zeros((self.side, self.side, 3), np.uint8)])
+        self.embed_query([np.zeros((self.side, self.side, 3), np.uint8)])

@@ -321,7 +321,7 @@ class TrainConfig:
     unfreeze: int = 1             # MBConv blocks unfrozen (+ head conv) in mode "unfreeze"
     split: int = 13               # trunk/tail split: tail = blocks split..15 (must be <= 16-unfreeze)
     side: int = 224
-    gem_p: float = 3.0
+    gem_p: float = 1.0            # 1 = GAP (GeM p=3 was -2 points frozen)
     proj_dim: int = 256           # mode "head"
     temperature: float = 0.05     # loss "cosine"
     steps: int = 200
@@ -331,9 +331,9 @@ class TrainConfig:
     head_lr: float = 1e-3         # classifier / projection
     n_aug_photo: int = 2          # augmented views per training photo
     n_aug_catalogue: int = 40     # composited views per catalogue image
-    n_views: int = 8              # catalogue views at ingest (1 = the image only)
+    n_views: int = 1              # catalogue views at ingest (1 = the image only; 8 measured no better)
     view_kind: str = "clutter"
-    domain_means: bool = True
+    domain_means: bool = False    # subtract per-domain means (helps frozen ImageNet, not the trained tail)
     seed: int = 0
 
 

@@ -35,7 +35,7 @@ def test_ingest_search_sheet_stats(service: str, sample: Path, tmp_path: Path) -
     assert as_json["matches"][0]["productId"] == "cat-poster"
 
     stats = lookalike("stats", server=service)
-    assert "images of" in stats.stdout and "efficientnet-lite0" in stats.stdout
+    assert "images of" in stats.stdout and "lite0-shelf@" in stats.stdout
     assert lookalike("health", server=service).returncode == 0
 
 

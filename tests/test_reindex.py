@@ -52,7 +52,7 @@ def test_reindex_moves_the_catalogue_to_a_new_model(
 
     new = CatalogueStore.open(settings, "lite0-b@b.1", lite0.dim)
     assert new.live_model() == "lite0-b@b.1" and new.count() == 14
-    query = lite0.embed([decode((sample / "catalogue" / "coffee-cup.png").read_bytes())])[0]
+    query = lite0.embed_query([decode((sample / "catalogue" / "coffee-cup.png").read_bytes())])[0]
     assert new.search(query, 1)[0].product_id == "coffee-cup"
     # The old model's service still finds its own collection; an unknown model gets a clear error.
     stale = CatalogueStore(new.client, settings.collection, lite0.model_id, lite0.dim)
