@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     # Where clients (CLI) find the query service.
     server: str = "localhost:50051"
     grpc_workers: int = 8
+    # Calls in progress at once (running or waiting for a thread); beyond that a call is
+    # answered RESOURCE_EXHAUSTED at once instead of queueing without bound.
+    max_concurrent_rpcs: int = 32
     # Request size limits: one search photo; one SubmitIngest batch (the gRPC message limit).
     max_search_bytes: int = 16 * 1024 * 1024
     max_ingest_bytes: int = 64 * 1024 * 1024

@@ -78,6 +78,8 @@ class LookalikeServicer(pb_grpc.LookalikeServicer):
                 pixels = decode(request.image, limits(self.settings), self.embedder.side)
         except ImageRejected as exc:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"image rejected: {exc}")
+        if not context.is_active():  # the caller gave up (deadline, cancel): skip the CNN
+            context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline passed before embedding")
         with stage("embed"):
             vector = self.embedder.embed_query([pixels])[0]
         try:
@@ -152,6 +154,7 @@ class LookalikeServicer(pb_grpc.LookalikeServicer):
 def build_server(settings: Settings) -> tuple[grpc.Server, int, health.HealthServicer]:
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.grpc_workers),
+        maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
         interceptors=[MetricsInterceptor(), *access.interceptors(settings)],
         options=[("grpc.max_receive_message_length", settings.max_ingest_bytes),
                  ("grpc.max_send_message_length", settings.max_ingest_bytes)],

@@ -13,7 +13,7 @@ import pytest
 import redis
 
 from lookalike.client import Client
-from lookalike.local import free_port, local_service
+from lookalike.local import free_port, start_service, stop
 from lookalike.sample import generate
 
 REPO = Path(__file__).resolve().parents[1]
@@ -41,6 +41,7 @@ class Service:
     target: str
     metrics_url: str
     log: Path
+    pid: int
 
 
 @pytest.fixture(scope="module")
@@ -50,8 +51,12 @@ def running(tmp_path_factory: pytest.TempPathFactory,
     data_dir = tmp_path_factory.mktemp("service")
     metrics_port = free_port()
     env = {**service_env, "LOOKALIKE_METRICS_PORT": str(metrics_port)}
-    with local_service(data_dir, env=env) as target:
-        yield Service(target, f"http://127.0.0.1:{metrics_port}/metrics", data_dir / "service.log")
+    proc, target = start_service(data_dir, env=env)
+    try:
+        yield Service(target, f"http://127.0.0.1:{metrics_port}/metrics",
+                      data_dir / "service.log", proc.pid)
+    finally:
+        stop(proc)
 
 
 @pytest.fixture(scope="module")
