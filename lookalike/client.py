@@ -35,22 +35,32 @@ _SERVICE_CONFIG = json.dumps({
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
 
+def _channel(grpc_module, target: str, tls: bool, tls_ca: str):
+    """A channel of grpc (sync) or grpc.aio (async): same options, same security."""
+    options = [("grpc.service_config", _SERVICE_CONFIG),
+               ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+               ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)]
+    if tls or tls_ca:
+        root = Path(tls_ca).read_bytes() if tls_ca else None
+        return grpc_module.secure_channel(
+            target, grpc.ssl_channel_credentials(root_certificates=root), options=options)
+    return grpc_module.insecure_channel(target, options=options)
+
+
+def search_request(image: bytes, top_k: int = 10, categories: Iterable[str] = (),
+                   labels: Iterable[str] = (), min_score: float = 0.0) -> pb.SearchRequest:
+    return pb.SearchRequest(image=image, top_k=top_k, min_score=min_score,
+                            filter=pb.Filter(categories=categories, labels=labels))
+
+
 class Client:
     """tls: use TLS (with the system's CAs, or tls_ca: a PEM file of the CA to trust).
-    api_key: sent as x-api-key with every call."""
+    api_key: sent as x-api-key with every call; timeout_s: the deadline of each call."""
 
     def __init__(self, target: str = "localhost:50051", timeout_s: float = 30.0,
                  api_key: str = "", tls: bool = False, tls_ca: str = "") -> None:
         self.target, self.timeout_s = target, timeout_s
-        options = [("grpc.service_config", _SERVICE_CONFIG),
-                   ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-                   ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)]
-        if tls or tls_ca:
-            root = Path(tls_ca).read_bytes() if tls_ca else None
-            self.channel = grpc.secure_channel(
-                target, grpc.ssl_channel_credentials(root_certificates=root), options=options)
-        else:
-            self.channel = grpc.insecure_channel(target, options=options)
+        self.channel = _channel(grpc, target, tls, tls_ca)
         self.stub = pb_grpc.LookalikeStub(self.channel)
         self.metadata = (("x-api-key", api_key),) if api_key else ()
 
@@ -65,8 +75,7 @@ class Client:
 
     def search(self, image: bytes, top_k: int = 10, categories: Iterable[str] = (),
                labels: Iterable[str] = (), min_score: float = 0.0) -> pb.SearchResponse:
-        request = pb.SearchRequest(image=image, top_k=top_k, min_score=min_score,
-                                   filter=pb.Filter(categories=categories, labels=labels))
+        request = search_request(image, top_k, categories, labels, min_score)
         return self.stub.Search(request, timeout=self.timeout_s, metadata=self.metadata)
 
     def submit(self, items: list[pb.IngestItem]) -> str:
@@ -110,3 +119,38 @@ class Client:
                 raise TimeoutError(f"no healthy lookalike service at {self.target} "
                                    f"after {timeout_s:.0f} s")
             time.sleep(0.5)
+
+
+class AsyncClient:
+    """The same calls for asyncio code (grpc.aio): `async with AsyncClient(...) as c:`."""
+
+    def __init__(self, target: str = "localhost:50051", timeout_s: float = 30.0,
+                 api_key: str = "", tls: bool = False, tls_ca: str = "") -> None:
+        self.target, self.timeout_s = target, timeout_s
+        self.channel = _channel(grpc.aio, target, tls, tls_ca)
+        self.stub = pb_grpc.LookalikeStub(self.channel)
+        self.metadata = (("x-api-key", api_key),) if api_key else ()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.channel.close()
+
+    async def search(self, image: bytes, top_k: int = 10, categories: Iterable[str] = (),
+                     labels: Iterable[str] = (), min_score: float = 0.0) -> pb.SearchResponse:
+        return await self.stub.Search(search_request(image, top_k, categories, labels, min_score),
+                                      timeout=self.timeout_s, metadata=self.metadata)
+
+    async def submit(self, items: list[pb.IngestItem]) -> str:
+        response = await self.stub.SubmitIngest(pb.SubmitIngestRequest(items=items),
+                                                timeout=self.timeout_s, metadata=self.metadata)
+        return response.job_id
+
+    async def job(self, job_id: str) -> pb.Job:
+        return await self.stub.GetJob(pb.GetJobRequest(job_id=job_id), timeout=self.timeout_s,
+                                      metadata=self.metadata)
+
+    async def stats(self) -> pb.Stats:
+        return await self.stub.GetStats(pb.GetStatsRequest(), timeout=self.timeout_s,
+                                        metadata=self.metadata)

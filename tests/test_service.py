@@ -154,3 +154,20 @@ def test_delete_products(client: Client, sample: Path, catalogue) -> None:
     assert client.search(brick, top_k=1).matches[0].product_id in {"temp", "brick-tile"}
     assert client.delete(["temp"]) == 2
     assert all(m.product_id != "temp" for m in client.search(brick, top_k=20).matches)
+
+
+def test_async_client_and_package_level_import(service: str, client: Client, sample: Path,
+                                                catalogue) -> None:
+    import asyncio
+
+    import lookalike
+
+    image, expected = queries(sample)[0]
+
+    async def main() -> tuple[str, int]:
+        async with lookalike.AsyncClient(service) as c:
+            found, stats = await asyncio.gather(c.search(image, top_k=1), c.stats())
+            return found.matches[0].product_id, stats.products
+
+    assert asyncio.run(main()) == (expected, client.stats().products)
+    assert lookalike.Client is Client
