@@ -86,6 +86,22 @@ class Settings(BaseSettings):
     fetch_timeout_s: float = 10.0
     job_ttl_s: int = 7 * 24 * 3600
 
+    # --- Vector store (lookalike/store.py; measured by bench/vector_store.py) ---
+    # Embedded store (QDRANT_URL empty), applied to collections created from now on.
+    # Vector storage: turbo8 (8-bit rotated codes, ~1.3 KB per 1280-d image), float16, float32.
+    vector_datatype: str = "turbo8"
+    # HNSW graph, built by `CatalogueStore.optimize()` for segments over indexing_threshold_kb
+    # (KB of vectors); smaller catalogues are searched exactly. hnsw_ef 0: the engine default.
+    hnsw_m: int = 16
+    hnsw_ef_construct: int = 100
+    hnsw_ef: int = 0
+    indexing_threshold_kb: int = 20000
+    # Qdrant server (QDRANT_URL set): passed to create_collection; 0 leaves it to the server.
+    shard_number: int = 0
+    replication_factor: int = 0
+    write_consistency_factor: int = 0
+    # --- end vector store ---
+
     @staticmethod
     def _split(value: str) -> list[str]:
         return [part.strip() for part in value.split(",") if part.strip()]

@@ -30,13 +30,7 @@ class ReindexReport:
 
 
 def _payloads(store: CatalogueStore, collection: str) -> Iterator[dict]:
-    offset = None
-    while True:
-        points, offset = store._call(store.client.scroll, collection, limit=256, offset=offset,
-                                     with_payload=True, with_vectors=False)
-        yield from (p.payload or {} for p in points)
-        if offset is None:
-            return
+    return store.scroll(collection)
 
 
 def _keys(store: CatalogueStore, collection: str) -> set[tuple[str, str]]:

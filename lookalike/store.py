@@ -1,24 +1,28 @@
-"""The catalogue in Qdrant: one point per product image, searched by cosine similarity.
+"""The catalogue as vectors: one point per product image, searched by cosine similarity.
 
-Embedded (a folder, no server) by default; a Qdrant server when QDRANT_URL is set.
-An embedded store is locked to the one process that opens it.
+Two backends behind one CatalogueStore:
+- embedded (QDRANT_URL empty, the default): Qdrant's Rust engine in-process (qdrant-edge),
+  a folder under data_dir, locked to the one process that opens it (lookalike/edge_store.py);
+- a Qdrant server (QDRANT_URL set), through qdrant-client (lookalike/server_store.py).
 """
 
 from __future__ import annotations
 
 import re
-import threading
 import uuid
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
-from qdrant_client import QdrantClient, models
-from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
+from qdrant_client import QdrantClient
 
 from lookalike.config import Settings
+from lookalike.edge_store import EdgeBackend, EdgeOptions
+from lookalike.server_store import QdrantBackend, StoreUnavailable
+
+__all__ = ["CatalogueImage", "CatalogueStore", "Match", "ModelMismatch", "StoreUnavailable",
+           "collection_for", "open_client"]
 
 # Stable namespace: the same (product_id, image_id) always maps to the same point id,
 # so re-ingesting an image overwrites it instead of adding a duplicate.
@@ -28,10 +32,6 @@ INDEXED_FIELDS = ("product_id", "category", "labels", "model")
 
 class ModelMismatch(RuntimeError):
     """The collection was embedded by another model than the one loaded."""
-
-
-class StoreUnavailable(RuntimeError):
-    """The vector store cannot be reached; worth retrying."""
 
 
 @dataclass(frozen=True)
@@ -61,12 +61,46 @@ class Match:
     source: str = ""
 
 
-def open_client(settings: Settings) -> QdrantClient:
+class Backend(Protocol):
+    """What CatalogueStore needs from a vector engine (EdgeBackend, QdrantBackend)."""
+
+    def collection_exists(self, collection: str) -> bool: ...
+    def create_collection(self, collection: str, dim: int, model_id: str,
+                          indexed_fields: tuple[str, ...]) -> None: ...
+    def collection_model(self, collection: str) -> str: ...
+    def alias(self, catalogue: str) -> str | None: ...
+    def set_alias(self, catalogue: str, collection: str) -> None: ...
+    def upsert(self, collection: str, points: list[tuple[str, np.ndarray, dict]]) -> None: ...
+    def search(self, collection: str, vector: np.ndarray, top_k: int,
+               must: dict[str, list[str]], min_score: float | None) -> list[tuple[float, dict]]: ...
+    def delete_products(self, collection: str, product_ids: list[str]) -> None: ...
+    def count(self, collection: str) -> int: ...
+    def count_products(self, collection: str) -> int: ...
+    def scroll(self, collection: str, offset: Any, limit: int) -> tuple[list[dict], Any]: ...
+    def optimize(self, collection: str) -> bool: ...
+    def close(self) -> None: ...
+
+
+def edge_options(settings: Settings) -> EdgeOptions:
+    return EdgeOptions(datatype=settings.vector_datatype,
+                       hnsw_m=settings.hnsw_m, hnsw_ef_construct=settings.hnsw_ef_construct,
+                       hnsw_ef=settings.hnsw_ef,
+                       indexing_threshold_kb=settings.indexing_threshold_kb)
+
+
+def open_client(settings: Settings) -> Backend:
+    """The backend for these settings: a Qdrant server when QDRANT_URL is set, else embedded."""
     if settings.qdrant_url:
-        return QdrantClient(url=settings.qdrant_url, api_key=settings.qdrant_api_key or None)
-    path = Path(settings.data_dir) / "qdrant"
-    path.mkdir(parents=True, exist_ok=True)
-    return QdrantClient(path=str(path))
+        return QdrantBackend(
+            QdrantClient(url=settings.qdrant_url, api_key=settings.qdrant_api_key or None),
+            settings.shard_number, settings.replication_factor, settings.write_consistency_factor)
+    return EdgeBackend(Path(settings.data_dir) / "edge", edge_options(settings))
+
+
+def local_client(path: Path | str) -> Backend:
+    """qdrant-client's local mode (numpy brute force): the server API without a server."""
+    Path(path).mkdir(parents=True, exist_ok=True)
+    return QdrantBackend(QdrantClient(path=str(path)))
 
 
 def collection_for(catalogue: str, model_id: str) -> str:
@@ -77,87 +111,47 @@ def collection_for(catalogue: str, model_id: str) -> str:
 class CatalogueStore:
     """One model's view of the catalogue.
 
-    The catalogue name (LOOKALIKE_COLLECTION) is a Qdrant alias pointing at the live
-    model's collection. A new model is rolled out by building its own collection
+    The catalogue name (LOOKALIKE_COLLECTION) is an alias pointing at the live model's
+    collection. A new model is rolled out by building its own collection
     (`lookalike reindex`) and moving the alias in one atomic step; services still
     running the old model keep searching the old collection until they restart.
+    Thread-safe: the backends serialise what their engine needs.
     """
 
-    def __init__(self, client: QdrantClient, catalogue: str, model_id: str, dim: int) -> None:
+    def __init__(self, client: Backend, catalogue: str, model_id: str, dim: int) -> None:
         self.client, self.catalogue, self.model_id, self.dim = client, catalogue, model_id, dim
         self.collection = collection_for(catalogue, model_id)
-        # The embedded engine is not thread-safe; a server client is, but a lock costs ~nothing.
-        self._lock = threading.Lock()
         self._ready = False
 
     @classmethod
-    def open(cls, settings: Settings, model_id: str, dim: int) -> CatalogueStore:
+    def open(cls, settings: Settings, model_id: str, dim: int,
+             client: Backend | None = None) -> CatalogueStore:
         """A fresh install creates this model's collection and makes it live."""
-        store = cls(open_client(settings), settings.collection, model_id, dim)
+        store = cls(client or open_client(settings), settings.collection, model_id, dim)
         if store.live_collection() is None:
             store.create()
             store.promote()
         return store
 
-    def _call(self, fn, *args: Any, **kwargs: Any) -> Any:
-        try:
-            with self._lock:
-                return fn(*args, **kwargs)
-        except (ResponseHandlingException, ConnectionError, TimeoutError) as exc:
-            raise StoreUnavailable(f"vector store unavailable: {exc}") from exc
-        except UnexpectedResponse as exc:
-            if exc.status_code is not None and exc.status_code >= 500:
-                raise StoreUnavailable(f"vector store error {exc.status_code}") from exc
-            raise
-
     def create(self) -> None:
-        if self._call(self.client.collection_exists, self.collection):
-            return
-        self._call(
-            self.client.create_collection,
-            self.collection,
-            vectors_config=models.VectorParams(size=self.dim, distance=models.Distance.COSINE),
-            metadata={"model": self.model_id},
-        )
-        # The embedded engine ignores payload indexes (and warns); a server uses them.
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            for name in INDEXED_FIELDS:
-                self._call(
-                    self.client.create_payload_index,
-                    self.collection,
-                    field_name=name,
-                    field_schema=models.PayloadSchemaType.KEYWORD,
-                )
+        self.client.create_collection(self.collection, self.dim, self.model_id, INDEXED_FIELDS)
 
     def live_collection(self) -> str | None:
-        for alias in self._call(self.client.get_aliases).aliases:
-            if alias.alias_name == self.catalogue:
-                return alias.collection_name
-        return None
+        return self.client.alias(self.catalogue)
 
     def live_model(self) -> str:
         live = self.live_collection()
-        if live is None:
-            return ""
-        info = self._call(self.client.get_collection, live)
-        return str((info.config.metadata or {}).get("model", ""))
+        return "" if live is None else self.client.collection_model(live)
 
     def promote(self) -> None:
         """Point the catalogue alias at this model's collection, atomically."""
-        operations: list = []
-        if self.live_collection() is not None:
-            operations.append(models.DeleteAliasOperation(
-                delete_alias=models.DeleteAlias(alias_name=self.catalogue)))
-        operations.append(models.CreateAliasOperation(create_alias=models.CreateAlias(
-            collection_name=self.collection, alias_name=self.catalogue)))
-        self._call(self.client.update_collection_aliases, change_aliases_operations=operations)
+        self.client.set_alias(self.catalogue, self.collection)
 
     def check_model(self) -> None:
         """Refuse to mix models: their vectors live in unrelated spaces."""
         if self._ready:
             return
-        if not self._call(self.client.collection_exists, self.collection):
+        if not self.client.collection_exists(self.collection):
             raise ModelMismatch(
                 f"catalogue {self.catalogue!r} was built by model "
                 f"{self.live_model() or 'unknown'!r}, but this service runs {self.model_id!r}; "
@@ -168,24 +162,20 @@ class CatalogueStore:
     def upsert(self, images: list[CatalogueImage], vectors: np.ndarray) -> None:
         self.check_model()
         points = [
-            models.PointStruct(
-                id=img.point_id,
-                vector=vec.tolist(),
-                payload={
-                    "product_id": img.product_id,
-                    "image_id": img.image_id,
-                    "category": img.category,
-                    "title": img.title,
-                    "labels": list(img.labels),
-                    "source": img.source,
-                    "view": img.view,
-                    "model": self.model_id,
-                },
-            )
+            (img.point_id, vec, {
+                "product_id": img.product_id,
+                "image_id": img.image_id,
+                "category": img.category,
+                "title": img.title,
+                "labels": list(img.labels),
+                "source": img.source,
+                "view": img.view,
+                "model": self.model_id,
+            })
             for img, vec in zip(images, vectors, strict=True)
         ]
         if points:
-            self._call(self.client.upsert, self.collection, points=points, wait=True)
+            self.client.upsert(self.collection, points)
 
     def search(
         self,
@@ -195,71 +185,54 @@ class CatalogueStore:
         labels: list[str] | None = None,
         min_score: float | None = None,
     ) -> list[Match]:
+        """The top_k products, each by its best image, best first."""
         self.check_model()
-        must: list[models.Condition] = [
-            models.FieldCondition(key="model", match=models.MatchValue(value=self.model_id))
-        ]
-        if categories:
-            must.append(models.FieldCondition(key="category", match=models.MatchAny(any=categories)))
-        must += [
-            models.FieldCondition(key="labels", match=models.MatchValue(value=label))
-            for label in labels or []
-        ]
-        result = self._call(
-            self.client.query_points_groups,
-            self.collection,
-            group_by="product_id",
-            query=vector.tolist(),
-            query_filter=models.Filter(must=must),
-            limit=top_k,
-            group_size=1,
-            score_threshold=min_score,
-        )
-        matches = []
-        for group in result.groups:
-            hit = group.hits[0]
-            p = hit.payload or {}
-            matches.append(
-                Match(
-                    product_id=p.get("product_id", str(group.id)),
-                    score=float(hit.score),
-                    image_id=p.get("image_id", ""),
-                    category=p.get("category", ""),
-                    title=p.get("title", ""),
-                    labels=list(p.get("labels", [])),
-                    source=p.get("source", ""),
-                )
+        must = {"model": [self.model_id], "category": list(categories or []),
+                "labels": list(labels or [])}
+        hits = self.client.search(self.collection, np.asarray(vector, np.float32), top_k, must,
+                                  min_score)
+        return [
+            Match(
+                product_id=str(p.get("product_id", "")),
+                score=score,
+                image_id=p.get("image_id", ""),
+                category=p.get("category", ""),
+                title=p.get("title", ""),
+                labels=list(p.get("labels", [])),
+                source=p.get("source", ""),
             )
-        return matches
+            for score, p in hits
+        ]
 
     def delete_products(self, product_ids: list[str]) -> int:
         self.check_model()
-        selector = models.Filter(
-            must=[models.FieldCondition(key="product_id", match=models.MatchAny(any=product_ids))]
-        )
         before = self.count()
-        self._call(
-            self.client.delete, self.collection, points_selector=models.FilterSelector(filter=selector)
-        )
+        self.client.delete_products(self.collection, list(product_ids))
         return before - self.count()
 
     def count(self) -> int:
         self.check_model()
-        return int(self._call(self.client.count, self.collection, exact=True).count)
+        return self.client.count(self.collection)
 
     def count_products(self) -> int:
-        # Facet counting is server-side in Qdrant; the embedded engine needs a scroll.
         self.check_model()
-        products: set[str] = set()
+        return self.client.count_products(self.collection)
+
+    def scroll(self, collection: str | None = None, batch: int = 256):
+        """Every point's payload in `collection` (default: this model's), in batches."""
+        collection = collection or self.collection
         offset = None
         while True:
-            points, offset = self._call(
-                self.client.scroll, self.collection, limit=1024, offset=offset,
-                with_payload=["product_id"], with_vectors=False,
-            )
-            products.update(str((p.payload or {}).get("product_id")) for p in points)
+            payloads, offset = self.client.scroll(collection, offset, batch)
+            yield from payloads
             if offset is None:
-                return len(products)
+                return
+
+    def optimize(self) -> bool:
+        """Build the search index now (embedded store; blocks, minutes per 100k images).
+        A server optimizes on its own: no-op there."""
+        self.check_model()
+        return self.client.optimize(self.collection)
 
     def close(self) -> None:
         self.client.close()

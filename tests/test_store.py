@@ -1,12 +1,27 @@
-"""The embedded Qdrant store: idempotent ids, grouping by product, filters, model lock."""
+"""The vector store, on both backends: the embedded edge engine (the default) and qdrant-client
+(its local mode stands in for a Qdrant server: same client API, same code path).
 
+Idempotent ids, grouping by product, filters, min_score, delete, counts, model lock,
+alias promotion, reopening."""
+
+from __future__ import annotations
+
+import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from lookalike.config import Settings
-from lookalike.store import CatalogueImage, CatalogueStore, ModelMismatch
+from lookalike.edge_store import EdgeBackend
+from lookalike.store import CatalogueImage, CatalogueStore, ModelMismatch, local_client, open_client
+
+BACKENDS = ["edge", "qdrant"]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return request.param
 
 
 @pytest.fixture
@@ -15,8 +30,18 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-def store(settings: Settings):
-    s = CatalogueStore.open(settings, "model-a@1", 4)
+def connect(settings: Settings, backend: str):
+    """A new client of the same store each call (a restart of the process)."""
+    def connect():
+        if backend == "qdrant":
+            return local_client(Path(settings.data_dir) / "qdrant")
+        return open_client(settings)
+    return connect
+
+
+@pytest.fixture
+def store(settings: Settings, connect):
+    s = CatalogueStore.open(settings, "model-a@1", 4, connect())
     images = [
         CatalogueImage("shoe", "front", "footwear", "Shoe", ("red", "sale")),
         CatalogueImage("shoe", "side", "footwear", "Shoe", ("red",)),
@@ -32,12 +57,29 @@ def store(settings: Settings):
 QUERY = np.array([0.95, 0.2, 0.1, 0], np.float32)
 
 
+def test_the_default_embedded_store_is_the_edge_engine(settings: Settings) -> None:
+    client = open_client(settings)
+    assert isinstance(client, EdgeBackend)
+    client.close()
+
+
 def test_one_match_per_product_ranked_by_cosine(store: CatalogueStore) -> None:
     matches = store.search(QUERY, 10)
     assert [m.product_id for m in matches] == ["shoe", "hat", "sock"]
     assert matches[0].image_id == "front"  # the product's best image
-    assert matches[0].score == pytest.approx(0.95 / np.linalg.norm(QUERY), abs=1e-5)
+    # turbo8 storage (the embedded default) keeps scores to about 1e-3.
+    assert matches[0].score == pytest.approx(0.95 / np.linalg.norm(QUERY), abs=5e-3)
     assert matches[0].labels == ["red", "sale"] and matches[0].category == "footwear"
+    assert [m.product_id for m in store.search(QUERY, 2)] == ["shoe", "hat"]
+
+
+def test_grouping_goes_past_a_product_with_many_images(store: CatalogueStore) -> None:
+    """One product's images fill the over-fetched candidates: the others still come back."""
+    many = [CatalogueImage("boot", f"img{i}", "footwear") for i in range(60)]
+    store.upsert(many, np.tile(np.array([[1, 0.05, 0, 0]], np.float32), (60, 1)))
+    matches = store.search(QUERY, 3)
+    assert [m.product_id for m in matches] == ["boot", "shoe", "hat"]
+    assert len({m.product_id for m in store.search(QUERY, 10)}) == 4
 
 
 def test_reingest_overwrites(store: CatalogueStore) -> None:
@@ -50,6 +92,8 @@ def test_reingest_overwrites(store: CatalogueStore) -> None:
 
 def test_filters(store: CatalogueStore) -> None:
     assert [m.product_id for m in store.search(QUERY, 10, categories=["headwear"])] == ["hat"]
+    assert [m.product_id for m in store.search(QUERY, 10, categories=["headwear", "footwear"])
+            ] == ["shoe", "hat", "sock"]
     assert [m.product_id for m in store.search(QUERY, 10, labels=["red", "sale"])] == ["shoe"]
     assert store.search(QUERY, 10, labels=["none"]) == []
     assert [m.product_id for m in store.search(QUERY, 10, min_score=0.2)] == ["shoe", "hat"]
@@ -58,12 +102,28 @@ def test_filters(store: CatalogueStore) -> None:
 def test_delete_and_stats(store: CatalogueStore) -> None:
     assert store.count_products() == 3
     assert store.delete_products(["shoe"]) == 2
+    assert store.delete_products(["nothing"]) == 0
     assert store.count() == 2 and store.count_products() == 2
+    assert [m.product_id for m in store.search(QUERY, 10)] == ["hat", "sock"]
 
 
-def test_collection_of_another_model_is_refused(settings: Settings, store: CatalogueStore) -> None:
+def test_scroll_gives_every_payload(store: CatalogueStore) -> None:
+    keys = {(p["product_id"], p["image_id"]) for p in store.scroll(batch=3)}
+    assert keys == {("shoe", "front"), ("shoe", "side"), ("hat", "front"), ("sock", "front")}
+
+
+def test_reopen_keeps_everything(settings: Settings, connect, store: CatalogueStore) -> None:
     store.close()
-    other = CatalogueStore.open(settings, "model-b@2", 4)
+    again = CatalogueStore.open(settings, "model-a@1", 4, connect())
+    assert again.count() == 4 and again.live_model() == "model-a@1"
+    assert [m.product_id for m in again.search(QUERY, 10)] == ["shoe", "hat", "sock"]
+    again.close()
+
+
+def test_collection_of_another_model_is_refused(settings: Settings, connect,
+                                                store: CatalogueStore) -> None:
+    store.close()
+    other = CatalogueStore.open(settings, "model-b@2", 4, connect())
     with pytest.raises(ModelMismatch, match="built by model 'model-a@1'.*runs 'model-b@2'"):
         other.search(QUERY, 5)
     with pytest.raises(ModelMismatch, match="reindex"):
@@ -71,17 +131,49 @@ def test_collection_of_another_model_is_refused(settings: Settings, store: Catal
     other.close()
 
 
-def test_a_new_model_goes_live_by_moving_the_alias(settings: Settings,
+def test_a_new_model_goes_live_by_moving_the_alias(settings: Settings, connect,
                                                    store: CatalogueStore) -> None:
     store.close()
-    new = CatalogueStore.open(settings, "model-b@2", 3)
+    new = CatalogueStore.open(settings, "model-b@2", 3, connect())
     assert new.live_model() == "model-a@1"
     new.create()  # what `lookalike reindex` fills before promoting
+    new.create()  # idempotent
     new.upsert([CatalogueImage("hat", "front")], np.array([[0, 1, 0]], np.float32))
     assert new.live_model() == "model-a@1"
     new.promote()
     assert new.live_model() == "model-b@2" and new.live_collection() == new.collection
     # The old model's collection is still there for services not yet restarted.
     assert new.client.collection_exists(store.collection)
+    old = CatalogueStore(new.client, settings.collection, "model-a@1", 4)
+    assert old.count() == 4
     assert [m.product_id for m in new.search(np.array([0, 1, 0], np.float32), 5)] == ["hat"]
     new.close()
+    again = CatalogueStore.open(settings, "model-b@2", 3, connect())
+    assert again.live_model() == "model-b@2" and again.count() == 1  # the alias persisted
+    again.close()
+
+
+def test_threads_search_while_another_writes(store: CatalogueStore) -> None:
+    errors: list[BaseException] = []
+
+    def write() -> None:
+        try:
+            for i in range(20):
+                store.upsert([CatalogueImage(f"p{i}", "front", "misc")],
+                             np.array([[0, 0, 0.5, 1]], np.float32))
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    def read() -> None:
+        try:
+            for _ in range(50):
+                assert store.search(QUERY, 3)[0].product_id == "shoe"
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write)] + [threading.Thread(target=read) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and store.count() == 24

@@ -1,0 +1,140 @@
+"""A Qdrant server (or qdrant-client's local mode) as the vector store, through qdrant-client.
+
+Collections, aliases, payload indexes and grouping by product are the server's own.
+"""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from typing import Any
+
+import numpy as np
+from qdrant_client import QdrantClient, models
+from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
+
+
+class StoreUnavailable(RuntimeError):
+    """The vector store cannot be reached; worth retrying."""
+
+
+def _filter(must: dict[str, list[str]]) -> models.Filter:
+    conditions: list[models.Condition] = []
+    for key, values in must.items():
+        if key == "labels":  # every label
+            conditions += [models.FieldCondition(key=key, match=models.MatchValue(value=v))
+                           for v in values]
+        elif values:
+            conditions.append(models.FieldCondition(key=key, match=models.MatchAny(any=values)))
+    return models.Filter(must=conditions)
+
+
+class QdrantBackend:
+    def __init__(self, client: QdrantClient, shard_number: int = 0, replication_factor: int = 0,
+                 write_consistency_factor: int = 0) -> None:
+        self.client = client
+        # 0: leave it to the server's defaults.
+        self.shard_number = shard_number or None
+        self.replication_factor = replication_factor or None
+        self.write_consistency_factor = write_consistency_factor or None
+        # qdrant-client's local mode is not thread-safe; a server client is, and a lock costs
+        # ~nothing.
+        self._lock = threading.Lock()
+
+    def _call(self, fn, *args: Any, **kwargs: Any) -> Any:
+        try:
+            with self._lock:
+                return fn(*args, **kwargs)
+        except (ResponseHandlingException, ConnectionError, TimeoutError) as exc:
+            raise StoreUnavailable(f"vector store unavailable: {exc}") from exc
+        except UnexpectedResponse as exc:
+            if exc.status_code is not None and exc.status_code >= 500:
+                raise StoreUnavailable(f"vector store error {exc.status_code}") from exc
+            raise
+
+    def collection_exists(self, collection: str) -> bool:
+        return bool(self._call(self.client.collection_exists, collection))
+
+    def create_collection(self, collection: str, dim: int, model_id: str,
+                          indexed_fields: tuple[str, ...]) -> None:
+        if self.collection_exists(collection):
+            return
+        self._call(
+            self.client.create_collection,
+            collection,
+            vectors_config=models.VectorParams(size=dim, distance=models.Distance.COSINE),
+            shard_number=self.shard_number,
+            replication_factor=self.replication_factor,
+            write_consistency_factor=self.write_consistency_factor,
+            metadata={"model": model_id},
+        )
+        # The local mode ignores payload indexes (and warns); a server uses them.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            for name in indexed_fields:
+                self._call(self.client.create_payload_index, collection, field_name=name,
+                           field_schema=models.PayloadSchemaType.KEYWORD)
+
+    def collection_model(self, collection: str) -> str:
+        info = self._call(self.client.get_collection, collection)
+        return str((info.config.metadata or {}).get("model", ""))
+
+    def alias(self, catalogue: str) -> str | None:
+        for alias in self._call(self.client.get_aliases).aliases:
+            if alias.alias_name == catalogue:
+                return alias.collection_name
+        return None
+
+    def set_alias(self, catalogue: str, collection: str) -> None:
+        """Move the alias in one atomic step."""
+        operations: list = []
+        if self.alias(catalogue) is not None:
+            operations.append(models.DeleteAliasOperation(
+                delete_alias=models.DeleteAlias(alias_name=catalogue)))
+        operations.append(models.CreateAliasOperation(create_alias=models.CreateAlias(
+            collection_name=collection, alias_name=catalogue)))
+        self._call(self.client.update_collection_aliases, change_aliases_operations=operations)
+
+    def upsert(self, collection: str, points: list[tuple[str, np.ndarray, dict]]) -> None:
+        structs = [models.PointStruct(id=pid, vector=np.asarray(vec).tolist(), payload=payload)
+                   for pid, vec, payload in points]
+        self._call(self.client.upsert, collection, points=structs, wait=True)
+
+    def search(self, collection: str, vector: np.ndarray, top_k: int,
+               must: dict[str, list[str]], min_score: float | None) -> list[tuple[float, dict]]:
+        result = self._call(
+            self.client.query_points_groups, collection, group_by="product_id",
+            query=vector.tolist(), query_filter=_filter(must), limit=top_k, group_size=1,
+            score_threshold=min_score,
+        )
+        return [(float(g.hits[0].score), {"product_id": str(g.id), **(g.hits[0].payload or {})})
+                for g in result.groups]
+
+    def delete_products(self, collection: str, product_ids: list[str]) -> None:
+        selector = models.FilterSelector(filter=_filter({"product_id": product_ids}))
+        self._call(self.client.delete, collection, points_selector=selector)
+
+    def count(self, collection: str) -> int:
+        return int(self._call(self.client.count, collection, exact=True).count)
+
+    def count_products(self, collection: str) -> int:
+        # Facet counting is server-side in Qdrant; the local mode needs a scroll.
+        products: set[str] = set()
+        offset = None
+        while True:
+            payloads, offset = self.scroll(collection, offset, 1024, fields=["product_id"])
+            products.update(str(p.get("product_id")) for p in payloads)
+            if offset is None:
+                return len(products)
+
+    def scroll(self, collection: str, offset: Any, limit: int,
+               fields: list[str] | bool = True) -> tuple[list[dict], Any]:
+        points, offset = self._call(self.client.scroll, collection, limit=limit, offset=offset,
+                                    with_payload=fields, with_vectors=False)
+        return [p.payload or {} for p in points], offset
+
+    def optimize(self, collection: str) -> bool:
+        return False  # a server optimizes in the background
+
+    def close(self) -> None:
+        self.client.close()
