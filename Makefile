@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 BASE_PYTHON ?= python3
 
-.PHONY: install run test test-all proto lint redis serve eval model quality compose-up compose-down clean
+.PHONY: install run test test-all proto lint redis serve eval model quality bench compose-up compose-down clean
 
 install: $(VENV)/.installed
 
@@ -37,6 +37,11 @@ model: install
 quality: install
 	$(PY) scripts/quality_experiments.py --data ../shared/data/grocerystore_dev \
 		--out quality-results --parts tricks,train
+
+## Performance: bare CNN, gRPC Search at 10k/100k, ingest, vector store; table + bench-results.json
+## (~25 min on 2 cores; BENCH_ARGS=--quick for a smoke run of < 3 min).
+bench: install redis
+	$(PY) bench/run.py $(BENCH_ARGS)
 
 test: install redis
 	$(PY) -m pytest

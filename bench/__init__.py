@@ -1,0 +1,1 @@
+"""Performance harness for lookalike: `make bench` runs bench/run.py."""

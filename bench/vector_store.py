@@ -1,0 +1,254 @@
+"""Vector store benchmark: engines and storage choices at catalogue sizes, through CatalogueStore.
+
+    .venv/bin/python bench/vector_store.py --sizes 100000 --out vector_store.json
+
+Synthetic catalogue: 1280-d unit vectors in clusters (like product embeddings: many near
+neighbours), one image per product so that product-grouped search ranks the same points as
+exact nearest neighbours; queries are perturbed catalogue vectors. Per engine/config and size:
+search p50/p99 (top-10 products) without and with a 10% category filter, recall@10 against
+exact float32 search, store bytes and RSS per image, reopen seconds. Reopen, RSS and search run
+in a fresh subprocess (a restarted service), so the builder's memory does not count.
+With --grocery: Recall@1 on GroceryStoreDataset (40 gallery images, 2,591 phone photos) with the
+default embedder, per storage datatype.
+
+A harness imports `measure(sizes, ...) -> list[dict]` (and `grocery_recall(...)`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from lookalike.config import Settings  # noqa: E402
+from lookalike.edge_store import EdgeBackend, EdgeOptions  # noqa: E402
+from lookalike.store import CatalogueImage, CatalogueStore, local_client  # noqa: E402
+
+DIM, MODEL, CATEGORIES = 1280, "bench@1", 10
+GROCERY = ROOT.parent / "shared" / "data" / "grocerystore_dev"
+
+# name -> (engine, EdgeOptions or None, build the HNSW index?, hnsw_ef values to search with)
+CONFIGS: dict[str, tuple[str, EdgeOptions | None, bool, list[int]]] = {
+    "qdrant-client-local": ("local", None, False, [0]),
+    "edge-float32-exact": ("edge", EdgeOptions(datatype="float32", indexing_threshold_kb=10**9), False, [0]),
+    "edge-float16-exact": ("edge", EdgeOptions(datatype="float16", indexing_threshold_kb=10**9), False, [0]),
+    "edge-turbo8-exact": ("edge", EdgeOptions(datatype="turbo8", indexing_threshold_kb=10**9), False, [0]),
+    "edge-turbo8-hnsw": ("edge", EdgeOptions(datatype="turbo8", indexing_threshold_kb=20_000), True,
+                         [64, 128, 256]),
+}
+DEFAULT_CONFIGS = ["edge-float32-exact", "edge-float16-exact", "edge-turbo8-exact",
+                   "edge-turbo8-hnsw", "qdrant-client-local"]
+
+
+def dataset(n: int, queries: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((max(n // 50, 1), DIM), dtype=np.float32)
+    x = np.empty((n, DIM), np.float32)
+    for start in range(0, n, 50_000):  # bounded temporaries
+        part = centres[rng.integers(0, len(centres), min(50_000, n - start))]
+        part += 0.8 * rng.standard_normal(part.shape, dtype=np.float32)
+        x[start:start + len(part)] = part / np.linalg.norm(part, axis=1, keepdims=True)
+    q = x[rng.integers(0, n, queries)] + 0.5 / np.sqrt(DIM) * rng.standard_normal((queries, DIM),
+                                                                                    dtype=np.float32)
+    return x, q / np.linalg.norm(q, axis=1, keepdims=True)
+
+
+def exact_top(x: np.ndarray, q: np.ndarray, k: int = 10) -> np.ndarray:
+    top = np.empty((len(q), k), np.int64)
+    for i in range(0, len(q), 64):
+        s = q[i:i + 64] @ x.T
+        part = np.argpartition(-s, k, axis=1)[:, :k]
+        order = np.argsort(-np.take_along_axis(s, part, 1), axis=1)
+        top[i:i + 64] = np.take_along_axis(part, order, 1)
+    return top
+
+
+def _client(engine: str, path: Path, options: EdgeOptions | None):
+    return local_client(path) if engine == "local" else EdgeBackend(path, options or EdgeOptions())
+
+
+def build(engine: str, path: Path, options: EdgeOptions | None, x: np.ndarray, index: bool) -> dict:
+    settings = Settings(data_dir=path, qdrant_url="")
+    store = CatalogueStore.open(settings, MODEL, DIM, _client(engine, path, options))
+    started = time.perf_counter()
+    for s in range(0, len(x), 1000):
+        images = [CatalogueImage(f"p{i}", "front", f"c{i % CATEGORIES}", f"Product {i}", ("label",),
+                                 f"/catalogue/p{i}.jpg") for i in range(s, min(len(x), s + 1000))]
+        store.upsert(images, x[s:s + 1000])
+    ingest_s = time.perf_counter() - started
+    started = time.perf_counter()
+    if index:
+        store.optimize()
+    optimize_s = time.perf_counter() - started
+    store.close()
+    return {"ingest_s": round(ingest_s, 1), "optimize_s": round(optimize_s, 1)}
+
+
+def probe(engine: str, path: Path, options: EdgeOptions | None, qfile: Path, max_queries: int,
+          efs: list[int]) -> list[dict]:
+    """In this (fresh) process: reopen, search, RSS. One dict per hnsw_ef."""
+    import resource  # noqa: F401  (Linux only, like the service)
+
+    def rss() -> int:
+        return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+    q = np.load(qfile)[:max_queries]
+    base = rss()
+    started = time.perf_counter()
+    store = CatalogueStore.open(Settings(data_dir=path, qdrant_url=""), MODEL, DIM,
+                                _client(engine, path, options))
+    n = store.count()
+    reopen_s = time.perf_counter() - started
+    rows = []
+    for ef in efs:
+        if isinstance(store.client, EdgeBackend):
+            store.client.options = EdgeOptions(**{**asdict(store.client.options), "hnsw_ef": ef})
+        store.search(q[0], 10)  # warm
+        out: dict = {"hnsw_ef": ef, "reopen_s": round(reopen_s, 2), "points": n}
+        for label, cats in (("", None), ("_filter", ["c3"])):
+            times, found = [], []
+            for v in q:
+                t = time.perf_counter()
+                matches = store.search(v, 10, categories=cats)
+                times.append(time.perf_counter() - t)
+                found.append([int(m.product_id[1:]) for m in matches])
+            out[f"p50_ms{label}"] = round(float(np.percentile(times, 50)) * 1000, 2)
+            out[f"p99_ms{label}"] = round(float(np.percentile(times, 99)) * 1000, 2)
+            out[f"found{label}"] = found
+        out["rss_bytes"] = rss() - base
+        rows.append(out)
+    store.close()
+    return rows
+
+
+def _du(path: Path) -> int:
+    return sum(f.stat().st_blocks * 512 for f in path.rglob("*") if f.is_file())
+
+
+def measure(sizes: list[int], configs: list[str] | None = None, queries: int = 200,
+            local_queries: int = 20, local_max_size: int = 100_000, workdir: str | None = None,
+            log=print) -> list[dict]:
+    """One row per (config, size, hnsw_ef)."""
+    rows: list[dict] = []
+    for n in sizes:
+        x, q = dataset(n, queries)
+        truth = exact_top(x, q)
+        cats = np.arange(n) % CATEGORIES
+        truth_f = exact_top(x[cats == 3], q)
+        truth_f = np.flatnonzero(cats == 3)[truth_f]
+        for name in configs or DEFAULT_CONFIGS:
+            engine, options, index, efs = CONFIGS[name]
+            if engine == "local" and n > local_max_size:
+                continue
+            with tempfile.TemporaryDirectory(dir=workdir, prefix="vs-") as tmp:
+                path = Path(tmp) / "store"
+                qfile = Path(tmp) / "q.npy"
+                np.save(qfile, q)
+                log(f"[{name} n={n}] building...")
+                built = build(engine, path, options, x, index)
+                nq = local_queries if engine == "local" else queries
+                cmd = [sys.executable, __file__, "--probe", json.dumps(
+                    {"engine": engine, "path": str(path), "name": name, "qfile": str(qfile),
+                     "max_queries": nq, "efs": efs})]
+                results = json.loads(subprocess.run(cmd, check=True, capture_output=True,
+                                                    text=True).stdout.splitlines()[-1])
+                store_bytes = _du(path)
+            for r in results:
+                def recall(found, want):
+                    return float(np.mean([len(set(f) & set(t.tolist())) / 10
+                                          for f, t in zip(found, want)]))
+                row = {"config": name, "size": n, "queries": nq, **built,
+                       "recall@10": round(recall(r.pop("found"), truth[:nq]), 4),
+                       "recall@10_filter": round(recall(r.pop("found_filter"), truth_f[:nq]), 4),
+                       **r, "store_bytes_per_image": round(store_bytes / n),
+                       "rss_bytes_per_image": round(r.pop("rss_bytes") / n)}
+                log(format_row(row))
+                rows.append(row)
+    return rows
+
+
+def grocery_recall(datatypes: tuple[str, ...] = ("float32", "float16", "turbo8"),
+                   data: Path = GROCERY, log=print) -> list[dict]:
+    """Recall@1 on GroceryStoreDataset through the store, per storage datatype."""
+    from lookalike.embedding import Embedder
+    from lookalike.imaging import decode
+
+    embedder = Embedder()
+    gallery = list(csv.DictReader((data / "gallery.csv").open()))
+    truth = list(csv.DictReader((data / "ground_truth.csv").open()))
+    views = embedder.embed_catalogue([decode((data / "gallery" / g["gallery_file"]).read_bytes())
+                                      for g in gallery])
+    queries = np.concatenate([
+        embedder.embed_query([decode((data / "queries" / t["query_file"]).read_bytes())
+                              for t in truth[i:i + 64]]) for i in range(0, len(truth), 64)])
+    rows = []
+    for datatype in datatypes:
+        with tempfile.TemporaryDirectory(prefix="vs-grocery-") as tmp:
+            store = CatalogueStore.open(Settings(data_dir=tmp), embedder.model_id, embedder.dim,
+                                        EdgeBackend(Path(tmp), EdgeOptions(datatype=datatype)))
+            images = [CatalogueImage(g["product_id"], g["gallery_file"], g["category"], view=v)
+                      for g, vs in zip(gallery, views) for v in range(len(vs))]
+            store.upsert(images, np.concatenate(views))
+            hits = [store.search(v, 1)[0].product_id == t["product_id"]
+                    for v, t in zip(queries, truth)]
+            store.close()
+        rows.append({"config": f"grocery-edge-{datatype}", "recall@1": round(float(np.mean(hits)), 4),
+                     "queries": len(truth), "model": embedder.model_id})
+        log(rows[-1])
+    return rows
+
+
+COLUMNS = [("config", 22), ("size", 8), ("hnsw_ef", 7), ("p50_ms", 7), ("p99_ms", 7),
+           ("p50_ms_filter", 9), ("p99_ms_filter", 9), ("recall@10", 9), ("recall@10_filter", 9),
+           ("store_bytes_per_image", 9), ("rss_bytes_per_image", 9), ("reopen_s", 8),
+           ("ingest_s", 8), ("optimize_s", 8)]
+HEADERS = ["engine/config", "size", "ef", "p50 ms", "p99 ms", "p50 filt", "p99 filt", "R@10",
+           "R@10 flt", "store B", "RSS B", "reopen s", "ingest s", "index s"]
+
+
+def format_row(row: dict) -> str:
+    return " ".join(str(row.get(k, "")).ljust(w) for k, w in COLUMNS)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", default="100000")
+    parser.add_argument("--configs", default=",".join(DEFAULT_CONFIGS))
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--local-queries", type=int, default=20)
+    parser.add_argument("--grocery", action="store_true", help="also Recall@1 on GroceryStoreDataset")
+    parser.add_argument("--out", help="write the rows as JSON here")
+    parser.add_argument("--probe", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.probe:
+        p = json.loads(args.probe)
+        print(json.dumps(probe(p["engine"], Path(p["path"]), CONFIGS[p["name"]][1], Path(p["qfile"]),
+                               p["max_queries"], p["efs"])))
+        return
+    print(" ".join(h.ljust(w) for h, (_, w) in zip(HEADERS, COLUMNS)))
+    rows = measure([int(s) for s in args.sizes.split(",")], args.configs.split(","),
+                   args.queries, args.local_queries)
+    if args.grocery:
+        rows += grocery_recall()
+    if args.out:
+        Path(args.out).write_text(json.dumps(rows, indent=1))
+    print("\n" + " ".join(h.ljust(w) for h, (_, w) in zip(HEADERS, COLUMNS)))
+    for row in rows:
+        print(format_row(row) if "size" in row else row)
+
+
+if __name__ == "__main__":
+    main()
