@@ -56,7 +56,7 @@ proto: install
 
 lint: install
 	$(PY) -m pip install --quiet ruff
-	$(PY) -m ruff check lookalike services tests
+	$(PY) -m ruff check lookalike services tests bench scripts
 
 compose-up:
 	docker compose up --build -d

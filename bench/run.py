@@ -709,7 +709,8 @@ class Bench:
                            query_vectors=queries, **plan)
             kwargs = {k: v for k, v in offered.items()
                       if (var_kw or k in params) and v is not None}
-            log(f"  calling bench.vector_store.measure({', '.join(f'{k}={v!r}' for k, v in kwargs.items() if k not in ('log', 'query_vectors'))})")
+            shown = ", ".join(f"{k}={v!r}" for k, v in kwargs.items() if k not in ("log", "query_vectors"))
+            log(f"  calling bench.vector_store.measure({shown})")
             out = measure(**kwargs)
             raw.append(out)
             rows = out.get("rows") if isinstance(out, dict) else out if isinstance(out, list) else None

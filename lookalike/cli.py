@@ -319,7 +319,8 @@ def demo(
     """Generate a sample catalogue, ingest it through the worker, search it over gRPC."""
     import csv
 
-    from lookalike import sample, sheet as sheets
+    from lookalike import sample
+    from lookalike import sheet as sheets
     from lookalike.catalogue import read_catalogue
     from lookalike.imaging import decode
     from lookalike.local import local_service

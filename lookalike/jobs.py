@@ -13,8 +13,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 import redis
-from tenacity import (retry, retry_if_exception_type, stop_after_delay,
-                      wait_exponential_jitter)
+from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential_jitter
 
 PREFIX = "lookalike:job:"
 

@@ -17,9 +17,10 @@ from concurrent import futures
 
 import grpc
 import redis
-from kombu.exceptions import OperationalError
+from google.protobuf.message import DecodeError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from kombu.exceptions import OperationalError
 
 from lookalike import access, runtime
 from lookalike.config import Settings, get_settings
@@ -151,11 +152,37 @@ class LookalikeServicer(pb_grpc.LookalikeServicer):
                         vector_size=self.embedder.dim, collection=self.store.collection)
 
 
+class MalformedRequests(grpc.ServerInterceptor):
+    """Bytes that are not the request message get INVALID_ARGUMENT, not gRPC's INTERNAL."""
+
+    def intercept_service(self, continuation, details: grpc.HandlerCallDetails):
+        handler = continuation(details)
+        if handler is None or handler.unary_unary is None or handler.request_deserializer is None:
+            return handler
+        parse, inner, malformed = handler.request_deserializer, handler.unary_unary, object()
+
+        def deserialize(data: bytes):
+            try:
+                return parse(data)
+            except DecodeError:
+                return malformed
+
+        def call(request, context: grpc.ServicerContext):
+            if request is malformed:
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                              f"malformed request: not a valid protobuf message for {details.method}")
+            return inner(request, context)
+
+        return grpc.unary_unary_rpc_method_handler(
+            call, request_deserializer=deserialize,
+            response_serializer=handler.response_serializer)
+
+
 def build_server(settings: Settings) -> tuple[grpc.Server, int, health.HealthServicer]:
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.grpc_workers),
         maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
-        interceptors=[MetricsInterceptor(), *access.interceptors(settings)],
+        interceptors=[MetricsInterceptor(), *access.interceptors(settings), MalformedRequests()],
         options=[("grpc.max_receive_message_length", settings.max_ingest_bytes),
                  ("grpc.max_send_message_length", settings.max_ingest_bytes)],
     )

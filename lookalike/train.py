@@ -268,7 +268,7 @@ def ingest_views(cat: np.ndarray, n_views: int, seed: int = 0, side: int = 224,
 
 # ---------------------------------------------------------------------------- model
 def _block_output(model: keras.Model, i: int):
-    names = {l.name for l in model.layers}
+    names = {layer.name for layer in model.layers}
     return model.get_layer(f"block{i}_add" if f"block{i}_add" in names else f"block{i}_project_bn").output
 
 
@@ -284,9 +284,9 @@ def split_model(split: int = 13, full: keras.Model | None = None) -> tuple[keras
     x = layers.BatchNormalization(epsilon=1e-3, name="head_bn")(x)
     x = layers.ReLU(6.0, name="head_relu6")(x)
     tail = keras.Model(inp, x, name="tail")
-    for l in tail.layers:
-        if l.weights:
-            l.set_weights(full.get_layer(l.name).get_weights())
+    for layer in tail.layers:
+        if layer.weights:
+            layer.set_weights(full.get_layer(layer.name).get_weights())
     return trunk, tail
 
 
@@ -296,7 +296,7 @@ def trainable_layer_names(tail: keras.Model, unfreeze: int) -> list[str]:
         return []
     first = N_BLOCKS - unfreeze
     keep = tuple(f"block{i}_" for i in range(first, N_BLOCKS)) + ("head_",)
-    return [l.name for l in tail.layers if l.weights and l.name.startswith(keep)]
+    return [layer.name for layer in tail.layers if layer.weights and layer.name.startswith(keep)]
 
 
 def gem(x: tf.Tensor, p: float) -> tf.Tensor:
@@ -365,7 +365,7 @@ def build_training_set(ds: Dataset, trunk_fn, cfg: TrainConfig,
     t = time.time()
     for img, lab in zip(ds.catalogue, ds.catalogue_labels):
         clutter = clutter_for[lab] if clutter_for is not None else \
-            [p for p, l in zip(ds.photos, ds.photo_labels) if l != lab]
+            [p for p, label in zip(ds.photos, ds.photo_labels) if label != lab]
         alpha = foreground_mask(img)
         views = [catalogue_to_store(img, rng, clutter, cfg.side, alpha) for _ in range(cfg.n_aug_catalogue)]
         flush(views, [cid[lab]] * len(views), [0] * len(views))
@@ -466,9 +466,9 @@ def fit(ts: TrainingSet, cfg: TrainConfig, full: keras.Model | None = None, log=
         for nm in ("head_conv", "head_bn", "head_relu6"):
             x = tail.get_layer(nm)(x)
         sub = keras.Model(sub_in, x)
-        for l in sub.layers:
-            if l.weights and l.name.startswith("block"):
-                l.set_weights(tail.get_layer(l.name).get_weights())
+        for layer in sub.layers:
+            if layer.weights and layer.name.startswith("block"):
+                layer.set_weights(tail.get_layer(layer.name).get_weights())
     else:
         sub = tail
     cls = (CosineClassifier(n_cls, cfg.temperature) if cfg.loss == "cosine" else layers.Dense(n_cls))

@@ -23,7 +23,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import tensorflow as tf  # noqa: E402
 
-from lookalike import backbone, train as T  # noqa: E402
+from lookalike import backbone  # noqa: E402
+from lookalike import train as T
 from lookalike.imaging import to_model_input  # noqa: E402
 
 SPLIT, K, N_VIEWS = 13, 4, 16
@@ -82,7 +83,7 @@ def build_cache(data: Path, cache: Path, fold_list, log=print) -> dict:
     # training views: composites of product P use clutter from photos of P's own fold only,
     # so when P is a training product its backgrounds are training products too (no leakage).
     fold_of = {p: k for k, ps in enumerate(fold_list) for p in ps}
-    clutter_for = {p: [ph for ph, l in zip(ds.photos, ds.photo_labels) if fold_of[l] == fold_of[p] and l != p]
+    clutter_for = {p: [ph for ph, lab in zip(ds.photos, ds.photo_labels) if fold_of[lab] == fold_of[p] and lab != p]
                    for p in fold_of}
     ts = T.build_training_set(ds, fn, T.TrainConfig(), clutter_for, log)
     np.save(cache / "train_x.npy", ts.features)
@@ -99,11 +100,11 @@ def score(qv, qlab, gv, glab):
     """qv [nq, r, d] (r query vectors, e.g. regions/crops), gv [ng, d]; product score = max."""
     sims = np.einsum("qrd,gd->qrg", qv, gv).max(1)
     prods = sorted(set(glab))
-    g_idx = np.asarray([prods.index(l) for l in glab])
+    g_idx = np.asarray([prods.index(lab) for lab in glab])
     ps = np.full((len(qv), len(prods)), -np.inf)
     for j in range(len(prods)):
         ps[:, j] = sims[:, g_idx == j].max(1)
-    truth = np.asarray([prods.index(l) for l in qlab])
+    truth = np.asarray([prods.index(lab) for lab in qlab])
     rank = (ps > ps[np.arange(len(qv)), truth][:, None]).sum(1) + 1
     return np.mean(rank <= 1), np.mean(rank <= 5), np.mean(1 / rank)
 
@@ -254,7 +255,8 @@ def main():
     log("\n| method | R@1 | R@5 | mAP | train s/fold |\n|---|---|---|---|---|")
     for name, rs in rows.items():
         m = np.mean(rs, 0)
-        log(f"| {name} | {m[0]:.3f} | {m[1]:.3f} | {m[2]:.3f} | {m[3]:.0f} |" + ("" if len(rs) == K else f" ({len(rs)} folds)"))
+        note = "" if len(rs) == K else f" ({len(rs)} folds)"
+        log(f"| {name} | {m[0]:.3f} | {m[1]:.3f} | {m[2]:.3f} | {m[3]:.0f} |" + note)
     (a.out / "results.json").write_text(json.dumps({k: np.asarray(v).tolist() for k, v in rows.items()}))
 
 

@@ -6,7 +6,6 @@ reliably in the middle of being processed when the fault is injected.
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import subprocess
