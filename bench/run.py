@@ -56,6 +56,7 @@ import numpy as np  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "grocerystore_dev"
 VECTOR_BYTES_F32 = 4  # float32
+TARGET_BYTES = 1536  # the target: at most 1.5 KB of store (and of memory) per catalogue image
 
 # Sizes and sample counts. Latency rows stop issuing requests once both `min_n` requests
 # were issued and `budget_s` passed (or at `max_n`): slow stores get few samples, fast
@@ -763,7 +764,7 @@ class Bench:
                                  float(p99) / float(p50), "/ p50", "<= 2", n=n))
             if rec is not None:
                 self.res.add(Row("vector store", f"{tag}, {label}: recall@10", float(rec), "",
-                                 float(rec), "/ exact float32 search", ">= 0.95", n=n))
+                                 float(rec), "/ exact float32 search", ">= 0.99", n=n))
         key = (r["config"], r["size"])
         if key in reopen_seen:
             return
@@ -771,16 +772,16 @@ class Bench:
         if r.get("store_bytes_per_image") is not None:
             v = float(r["store_bytes_per_image"])
             self.res.add(Row("vector store", f"{r['config']} {int(r['size']):,}: store bytes/image",
-                             v, "B", v / vec_bytes, "/ float32 vector bytes", "<= 1.5",
+                             v, "B", v / TARGET_BYTES, "/ 1.5 KB", "<= 1",
                              note=f"a float32 {self.model.dim}-d vector is {vec_bytes} B"))
         if r.get("rss_bytes_per_image") is not None:
             v = float(r["rss_bytes_per_image"])
             self.res.add(Row("vector store", f"{r['config']} {int(r['size']):,}: RSS bytes/image",
-                             v, "B", v / vec_bytes, "/ float32 vector bytes", "<= 1.5"))
+                             v, "B", v / TARGET_BYTES, "/ 1.5 KB", "<= 1"))
         if r.get("reopen_s") is not None:
             v = float(r["reopen_s"])
             self.res.add(Row("vector store", f"{r['config']} {int(r['size']):,}: reopen", v, "s",
-                             v / self.model.load_s, "/ model load time", "<= 1",
+                             v, "/ 1 s", "<= 1",
                              note=f"build {r.get('ingest_s')} s, index {r.get('optimize_s')} s; "
                                   f"model load {self.model.load_s:.1f} s"))
 
@@ -841,23 +842,23 @@ class Bench:
                 self.res.add(Row("vector store", f"{name}: p99", p99, "ms", p99 / p50, "/ p50",
                                  "<= 2", n=len(lat)))
                 self.res.add(Row("vector store", f"{name}: recall@10", float(np.mean(recall)), "",
-                                 float(np.mean(recall)), "/ exact numpy search", ">= 0.95",
+                                 float(np.mean(recall)), "/ exact numpy search", ">= 0.99",
                                  n=len(recall), note="products, on random unit vectors (a hard "
                                  "case for graph indexes; real embeddings cluster)"))
         finally:
             store.close()
         self.res.details["vector_store_fallback"] = detail
         self.res.add(Row("vector store", f"reopen {size:,}-image store", reopen_s, "s",
-                         reopen_s / m.load_s, "/ model load time", "<= 1",
+                         reopen_s, "/ 1 s", "<= 1",
                          note=f"open + count in this process, page cache warm; model load "
                               f"{m.load_s:.1f} s; backend {detail['backend'] or '?'}"))
         self.res.add(Row("vector store", f"store bytes per image ({size:,})", bytes_per_image, "B",
-                         bytes_per_image / (m.dim * VECTOR_BYTES_F32), "/ float32 vector bytes",
-                         "<= 1.5", note=f"du of the store folder / points; a float32 vector is "
+                         bytes_per_image / TARGET_BYTES, "/ 1.5 KB",
+                         "<= 1", note=f"du of the store folder / points; a float32 vector is "
                                         f"{m.dim * VECTOR_BYTES_F32} B"))
         self.res.add(Row("vector store", f"memory per image ({size:,})", rss_per_image, "B",
-                         rss_per_image / (m.dim * VECTOR_BYTES_F32), "/ float32 vector bytes",
-                         "<= 1.5", note="RSS growth of this process on opening the store / points"))
+                         rss_per_image / TARGET_BYTES, "/ 1.5 KB",
+                         "<= 1", note="RSS growth of this process on opening the store / points"))
 
     # -- 5. the seed article's way
     def seed(self) -> None:
