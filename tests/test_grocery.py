@@ -55,6 +55,7 @@ def test_report_shows_curve_misses_and_categories(evaluation) -> None:
     assert "per category" in stdout and "Kiwi" in stdout and "40 stored, 0 failed" in stdout
 
 
+@pytest.mark.slow  # another full eval (~75 s); `make test-all` runs it
 def test_shipped_model_serves_and_beats_imagenet_features(
         grocery: Path, tmp_path_factory: pytest.TempPathFactory, service_env: dict[str, str],
         evaluation) -> None:
