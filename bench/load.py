@@ -21,7 +21,7 @@ import numpy as np
 
 from lookalike.client import Client
 from lookalike.config import Settings
-from lookalike.embedding import DEFAULT_MODEL, MODELS
+from lookalike.embedding import DEFAULT_MODEL, model_id
 from lookalike.local import start_service, stop
 from lookalike.sample import generate
 from lookalike.store import CatalogueImage, CatalogueStore
@@ -34,7 +34,7 @@ def populate(data_dir: Path, size: int, dim: int = 1280, batch: int = 2000) -> N
     """Random unit vectors with realistic payloads, written before the service opens the store."""
     rng = np.random.default_rng(0)
     store = CatalogueStore.open(Settings(data_dir=data_dir, qdrant_url=""),
-                                f"{DEFAULT_MODEL}@{MODELS[DEFAULT_MODEL].version}", dim)
+                                model_id(DEFAULT_MODEL), dim)
     for start in range(0, size, batch):
         n = min(batch, size - start)
         vectors = rng.standard_normal((n, dim)).astype(np.float32)

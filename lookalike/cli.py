@@ -247,18 +247,23 @@ def optimize() -> None:
     """
     import time
 
-    from lookalike.embedding import MODELS
+    from lookalike.embedding import model_id
 
     settings = get_settings()
     if not settings.embedded:
         console.print("A Qdrant server builds its indexes itself: nothing to do.")
         return
-    from lookalike.store import CatalogueStore, open_client
+    from lookalike.store import CatalogueStore, ModelMismatch, open_client
 
-    model_id = f"{settings.model}@{MODELS[settings.model].version}"
-    store = CatalogueStore(open_client(settings), settings.collection, model_id, dim=0)
+    store = CatalogueStore(open_client(settings), settings.collection, model_id(settings.model),
+                           dim=0)
     started = time.perf_counter()
-    with console.status(f"indexing {store.count():,} vectors of {store.collection} ..."):
+    try:
+        points = store.count()
+    except ModelMismatch as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(1) from None
+    with console.status(f"indexing {points:,} vectors of {store.collection} ..."):
         changed = store.optimize()
     store.close()
     console.print(f"{'indexed' if changed else 'already optimal'} in "

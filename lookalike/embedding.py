@@ -48,6 +48,11 @@ MODELS: dict[str, ModelSpec] = {
 }
 
 
+def model_id(name: str) -> str:
+    """`name@version`: what collections and payloads record, known without loading the model."""
+    return f"{name}@{MODELS[name].version}"
+
+
 class Embedder:
     side = 224
 
@@ -73,7 +78,7 @@ class Embedder:
 
     @property
     def model_id(self) -> str:
-        return f"{self.name}@{self.version}"
+        return model_id(self.name)
 
     def _imagenet(self, images: Sequence[np.ndarray]) -> np.ndarray:
         batch = np.stack([to_model_input(img, self.side) for img in images]).astype(np.float32)

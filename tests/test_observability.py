@@ -12,7 +12,7 @@ import pytest
 from lookalike import bulk
 from lookalike.catalogue import read_catalogue
 from lookalike.client import Client
-from lookalike.embedding import DEFAULT_MODEL, MODELS
+from lookalike.embedding import DEFAULT_MODEL, model_id
 from lookalike.v1 import lookalike_pb2 as pb
 
 
@@ -41,8 +41,7 @@ def test_metrics_count_requests_stages_and_ingest(running, sample: Path) -> None
         assert metric(text, "lookalike_stage_seconds_count", stage=stage) == count
     assert metric(text, "lookalike_ingest_items_total", outcome="stored") == 14
     assert metric(text, "lookalike_queue_depth") == 0
-    model_id = f"{DEFAULT_MODEL}@{MODELS[DEFAULT_MODEL].version}"
-    assert metric(text, "lookalike_model_info", model=model_id) == 1
+    assert metric(text, "lookalike_model_info", model=model_id(DEFAULT_MODEL)) == 1
 
 
 def test_logs_are_json_with_request_and_job_ids(running, sample: Path) -> None:

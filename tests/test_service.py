@@ -16,7 +16,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from lookalike import bulk
 from lookalike.catalogue import read_catalogue
 from lookalike.client import Client
-from lookalike.embedding import DEFAULT_MODEL, MODELS
+from lookalike.embedding import DEFAULT_MODEL, MODELS, model_id
 from lookalike.v1 import lookalike_pb2 as pb
 from tests.test_imaging import BAD
 
@@ -60,7 +60,7 @@ def test_store_photos_find_their_product(client: Client, sample: Path, catalogue
         scores = [m.score for m in response.matches]
         assert scores == sorted(scores, reverse=True)
         assert len({m.product_id for m in response.matches}) == 5  # one match per product
-        assert response.model == f"{DEFAULT_MODEL}@{MODELS[DEFAULT_MODEL].version}" and response.server_ms > 0
+        assert response.model == model_id(DEFAULT_MODEL) and response.server_ms > 0
         found.append(response.matches[0].product_id == expected)
     # Off-the-shelf features on the generated store photos: most, not all, are right at rank 1.
     assert sum(found) / len(found) >= 0.7
