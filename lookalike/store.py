@@ -27,7 +27,8 @@ __all__ = ["CatalogueImage", "CatalogueStore", "Match", "ModelMismatch", "StoreU
 # Stable namespace: the same (product_id, image_id) always maps to the same point id,
 # so re-ingesting an image overwrites it instead of adding a duplicate.
 POINT_NAMESPACE = uuid.UUID("6f1b7c1e-3d0a-4f5e-9a51-6c0c3b1d2e77")
-INDEXED_FIELDS = ("product_id", "category", "labels", "model")
+# No index on "model": a collection holds one model's vectors by construction (collection_for).
+INDEXED_FIELDS = ("product_id", "category", "labels")
 
 
 class ModelMismatch(RuntimeError):
@@ -187,8 +188,7 @@ class CatalogueStore:
     ) -> list[Match]:
         """The top_k products, each by its best image, best first."""
         self.check_model()
-        must = {"model": [self.model_id], "category": list(categories or []),
-                "labels": list(labels or [])}
+        must = {"category": list(categories or []), "labels": list(labels or [])}
         hits = self.client.search(self.collection, np.asarray(vector, np.float32), top_k, must,
                                   min_score)
         return [

@@ -177,3 +177,31 @@ def test_threads_search_while_another_writes(store: CatalogueStore) -> None:
     for t in threads:
         t.join()
     assert not errors and store.count() == 24
+
+
+CRASH_AFTER_WRITES = """
+import os, signal, sys
+import numpy as np
+from lookalike.config import Settings
+from lookalike.store import CatalogueImage, CatalogueStore
+store = CatalogueStore.open(Settings(data_dir=sys.argv[1], qdrant_url=""), "model-a@1", 4)
+for i in range(50):
+    store.upsert([CatalogueImage(f"p{i}", "front", "misc")], np.eye(4, dtype=np.float32)[[i % 4]])
+store.delete_products(["p0", "p1"])
+print("written", flush=True)
+os.kill(os.getpid(), signal.SIGKILL)  # no close(), no atexit: a crash right after the writes
+"""
+
+
+def test_a_write_that_returned_survives_a_kill(settings: Settings) -> None:
+    """The embedded store has no write-ahead log: each update is flushed before it returns."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", CRASH_AFTER_WRITES, str(settings.data_dir)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -9 and "written" in proc.stdout, proc.stderr
+    store = CatalogueStore.open(settings, "model-a@1", 4)
+    assert store.count() == 48 and store.count_products() == 48
+    assert store.search(np.eye(4, dtype=np.float32)[2], 1)[0].score > 0.99  # vectors intact
+    store.close()
