@@ -74,7 +74,7 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
 
     # Worker.
-    chunk_size: int = 16
+    chunk_size: int = 32
     queue: str = "lookalike.ingest"
     # Seconds before Redis hands an unacknowledged chunk (its worker died) to another worker.
     # Must exceed the time one chunk takes.

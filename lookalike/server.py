@@ -6,7 +6,6 @@ acceptable is answered with INVALID_ARGUMENT and a message saying what is wrong.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import logging
 import math
@@ -44,7 +43,7 @@ def item_message(index: int, item: pb.IngestItem) -> ItemMessage | str:
                           title=item.title, labels=list(item.labels))
     content = item.WhichOneof("content")
     if content == "image":
-        message["image_b64"] = base64.b64encode(item.image).decode()
+        message["image"] = item.image
         message["image_id"] = item.image_id or hashlib.sha1(item.image).hexdigest()[:16]
         message["source"] = item.source or "upload"
     elif content == "uri":

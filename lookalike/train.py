@@ -258,6 +258,8 @@ def ingest_views(cat: np.ndarray, n_views: int, seed: int = 0, side: int = 224,
     """View 0 is the image itself; the rest are deterministic augmentations of it:
     'clutter' = composited onto synthetic shelves, 'photo' = crop/rotate/colour on white."""
     views = [to_model_input(cat, side)]
+    if n_views == 1:  # the shipped model: no mask, no hash (they cost more than the decode)
+        return views
     rng = np.random.default_rng(_image_seed(cat, seed))
     alpha = foreground_mask(cat) if kind == "clutter" else None
     for _ in range(n_views - 1):
