@@ -239,11 +239,11 @@ def reindex(
 
 @app.command()
 def optimize() -> None:
-    """Build the embedded store's search index (HNSW) now; stop `lookalike serve` first.
+    """Build the embedded store's search index (HNSW) now, e.g. after a bulk load offline.
 
-    Exact search is fast enough to about 100k images; past that an index keeps search
-    at a few milliseconds. Building blocks this process for minutes per 100k images,
-    which is why the service does not do it itself.
+    `lookalike serve` builds it by itself (LOOKALIKE_INDEX_CHECK_S), so stop the service
+    first: the embedded store has one owner. Exact search is fast enough to about 20k
+    images; past that the index keeps search at a few milliseconds.
     """
     import time
 

@@ -87,14 +87,17 @@ class Settings(BaseSettings):
 
     # --- Vector store (lookalike/store.py; measured by bench/vector_store.py) ---
     # Embedded store (QDRANT_URL empty), applied to collections created from now on.
-    # Vector storage: turbo8 (8-bit rotated codes, ~1.3 KB per 1280-d image), float16, float32.
+    # Vector storage: turbo8 (8-bit rotated codes, 1.3 KB per 1280-d image), turbo4 (4-bit,
+    # 0.65 KB; lower recall, see README Performance), float16, float32.
     vector_datatype: str = "turbo8"
-    # HNSW graph, built by `CatalogueStore.optimize()` for segments over indexing_threshold_kb
-    # (KB of vectors); smaller catalogues are searched exactly. hnsw_ef 0: the engine default.
+    # HNSW graph, built aside by `lookalike serve` (every index_check_s seconds it looks for
+    # more than indexing_threshold_kb KB of unindexed vectors; 0: never) or `lookalike
+    # optimize`; smaller catalogues are searched exactly. hnsw_ef 0: the engine default.
     hnsw_m: int = 16
     hnsw_ef_construct: int = 100
     hnsw_ef: int = 0
     indexing_threshold_kb: int = 20000
+    index_check_s: float = 30
     # Qdrant server (QDRANT_URL set): passed to create_collection; 0 leaves it to the server.
     shard_number: int = 0
     replication_factor: int = 0

@@ -10,20 +10,39 @@ over-fetches and, when one product's images crowd the candidates, asks again wit
 products already seen, which keeps the grouping exact (see `search`).
 
 Threading: the engine's calls hold the GIL, so they run one at a time whatever we do;
-a lock guards the shard table, the alias file and each shard's open/close.
+one lock serialises them, the shard table and the alias file, so that a shard can be
+swapped for its indexed copy between two calls (see `optimize`).
+
+The HNSW index is built aside, because the engine holds the GIL for the minutes a build
+takes: a child process indexes a copy of the shard while this one keeps serving and
+recording its updates; the updates are replayed onto the copy, which then replaces the
+shard. `<collection>.indexed` marks a copy that is complete, so that a crash in the middle
+of the swap is finished at the next open.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
+import shutil
+import subprocess
+import sys
+import tempfile
 import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import qdrant_edge as qe
+
+from lookalike.observability import INDEX_BUILDS, UNINDEXED
+
+log = logging.getLogger(__name__)
 
 # How many points a product search fetches per wanted product. Products have a few images
 # (and a model may store several views of each), so 4x nearly always yields top_k distinct
@@ -33,14 +52,21 @@ DATATYPES = {
     "float32": None,
     "float16": qe.VectorStorageDatatype.Float16,
     "turbo8": qe.VectorStorageDatatype.Turbo8,
+    "turbo4": qe.VectorStorageDatatype.Turbo4,
 }
+BYTES_PER_DIM = {"float32": 4, "float16": 2, "turbo8": 1, "turbo4": 0.5}  # what the engine's
+# indexing threshold counts (measured: 17k turbo8 1280-d vectors pass 20,000 KB, 4.5k do not)
+
+# The child that builds an index: niced, so that searches keep the cores they need.
+_INDEX_CHILD = ("import os, sys, qdrant_edge as qe; os.nice(10); "
+                "shard = qe.EdgeShard.load(sys.argv[1]); shard.optimize(); shard.close()")
 
 
 @dataclass(frozen=True)
 class EdgeOptions:
     """Storage and index choices for new shards (existing shards keep theirs)."""
 
-    datatype: str = "turbo8"       # turbo8 | float16 | float32 (storage of the vectors)
+    datatype: str = "turbo8"       # turbo8 | turbo4 | float16 | float32 (storage of the vectors)
     int8: bool = False             # int8 scalar quantization in RAM, originals rescore
     hnsw_m: int = 16
     hnsw_ef_construct: int = 100
@@ -93,6 +119,10 @@ class EdgeBackend:
         self._shards: dict[str, qe.EdgeShard] = {}
         self._models: dict[str, str] = {}
         self._lock = threading.RLock()
+        self._replay: dict[str, list[qe.UpdateOperation]] = {}  # collection -> while indexing
+        self._builds: dict[str, subprocess.Popen] = {}
+        self._not_indexed: dict[str, int] = {}  # points left unindexed by the last build
+        self._closed = threading.Event()
 
     # -- collections and aliases ---------------------------------------------------------
     def _meta_path(self, collection: str) -> Path:
@@ -142,21 +172,26 @@ class EdgeBackend:
         with self._lock:
             self._write_json(self.root / "aliases.json", {**self._aliases(), catalogue: collection})
 
-    def shard(self, collection: str) -> qe.EdgeShard:
+    @contextmanager
+    def shard(self, collection: str) -> Iterator[qe.EdgeShard]:
+        """The open shard, held: it cannot be swapped for its indexed copy meanwhile."""
         with self._lock:
             shard = self._shards.get(collection)
             if shard is None:
                 if not self.collection_exists(collection):
                     raise LookupError(f"no collection {collection!r}")
+                self._finish_swap(collection)
                 shard = self._shards[collection] = qe.EdgeShard.load(str(self.root / collection))
-            return shard
+            yield shard
 
     # -- points -------------------------------------------------------------------------
     def _update(self, collection: str, operation: qe.UpdateOperation) -> None:
         """Apply and persist: the job report counts an image as stored after this returns."""
-        shard = self.shard(collection)
-        shard.update(operation)
-        shard.flush()
+        with self.shard(collection) as shard:
+            shard.update(operation)
+            shard.flush()
+            if collection in self._replay:
+                self._replay[collection].append(operation)
 
     def upsert(self, collection: str, points: list[tuple[str, np.ndarray, dict]]) -> None:
         self._update(collection, qe.UpdateOperation.upsert_points(
@@ -171,15 +206,16 @@ class EdgeBackend:
         (any product missing from them scores below the L-th point), so when L points give
         fewer than top_k products, asking again without those products continues the ranking.
         """
-        shard, query = self.shard(collection), vector.astype(np.float32).tolist()
+        query = vector.astype(np.float32).tolist()
         params = qe.SearchParams(hnsw_ef=self.options.hnsw_ef or None)
         best: dict[str, tuple[float, dict]] = {}
         while len(best) < top_k:
             want = top_k - len(best)
             limit = want * OVERFETCH
-            hits = shard.query(qe.QueryRequest(
-                limit=limit, query=qe.Query.Nearest(query), with_payload=True, params=params,
-                filter=_filter(must, list(best)), score_threshold=min_score))
+            with self.shard(collection) as shard:
+                hits = shard.query(qe.QueryRequest(
+                    limit=limit, query=qe.Query.Nearest(query), with_payload=True,
+                    params=params, filter=_filter(must, list(best)), score_threshold=min_score))
             for hit in hits:
                 product = str((hit.payload or {}).get("product_id", hit.id))
                 if product not in best:
@@ -193,27 +229,128 @@ class EdgeBackend:
             _filter({"product_id": product_ids})))
 
     def count(self, collection: str) -> int:
-        return int(self.shard(collection).count(qe.CountRequest(exact=True)))
+        with self.shard(collection) as shard:
+            return int(shard.count(qe.CountRequest(exact=True)))
 
     def count_products(self, collection: str) -> int:
-        shard = self.shard(collection)
-        points = shard.count(qe.CountRequest(exact=True))
-        if not points:
-            return 0
-        return len(shard.facet(qe.FacetRequest("product_id", limit=points, exact=True)).hits)
+        with self.shard(collection) as shard:
+            points = shard.count(qe.CountRequest(exact=True))
+            if not points:
+                return 0
+            return len(shard.facet(qe.FacetRequest("product_id", limit=points, exact=True)).hits)
 
     def scroll(self, collection: str, offset: Any, limit: int) -> tuple[list[dict], Any]:
-        records, offset = self.shard(collection).scroll(
-            qe.ScrollRequest(offset=offset, limit=limit, with_payload=True, with_vector=False))
+        with self.shard(collection) as shard:
+            records, offset = shard.scroll(qe.ScrollRequest(
+                offset=offset, limit=limit, with_payload=True, with_vector=False))
         return [r.payload or {} for r in records], offset
 
+    # -- the HNSW index -----------------------------------------------------------------
+    def unindexed(self, collection: str) -> int:
+        with self.shard(collection) as shard:
+            info = shard.info()
+        return int(info.points_count - info.indexed_vectors_count)
+
+    def needs_index(self, collection: str) -> bool:
+        """Enough unindexed vectors for the engine to index, and more than the last build left."""
+        dim = json.loads(self._meta_path(collection).read_text())["dim"]
+        unindexed = self.unindexed(collection)
+        kb = unindexed * dim * BYTES_PER_DIM.get(self.options.datatype, 4) / 1024
+        return (kb >= self.options.indexing_threshold_kb
+                and unindexed > self._not_indexed.get(collection, 0))
+
     def optimize(self, collection: str) -> bool:
-        """Merge segments and build HNSW indexes over those past the threshold. Blocks, and
-        holds the GIL meanwhile (about 2-4 min per 100k 1280-d points on 2 cores)."""
-        return bool(self.shard(collection).optimize())
+        """Merge segments and build HNSW indexes over those past the threshold, aside (see the
+        module docstring): search and updates go on meanwhile. Blocks the calling thread (about
+        2-4 min per 100k 1280-d points on 2 cores); False when there was nothing to index."""
+        with self.shard(collection) as shard:
+            if collection in self._replay:
+                return False  # a build is already running
+            before = shard.info()
+            # A folder of its own: a child orphaned by a crash cannot write into the next build.
+            aside = Path(tempfile.mkdtemp(prefix=f"{collection}.indexing-", dir=self.root))
+            # Consistent: every update is flushed before it releases the lock.
+            shutil.copytree(self.root / collection, aside, dirs_exist_ok=True)
+            self._replay[collection] = []
+            started = time.monotonic()
+            child = self._builds[collection] = subprocess.Popen(
+                [sys.executable, "-c", _INDEX_CHILD, str(aside)],
+                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            _, errors = child.communicate()
+            with self._lock:
+                if self._closed.is_set():
+                    return False
+                if child.returncode:
+                    raise RuntimeError(f"index build failed: {errors.strip()[-2000:]}")
+                built = qe.EdgeShard.load(str(aside))
+                for operation in self._replay[collection]:
+                    built.update(operation)
+                built.flush()
+                after = built.info()
+                built.close()
+                self._swap(collection, aside)
+                self._not_indexed[collection] = int(after.points_count
+                                                     - after.indexed_vectors_count)
+        finally:
+            with self._lock:
+                self._replay.pop(collection, None)
+                self._builds.pop(collection, None)
+            shutil.rmtree(aside, ignore_errors=True)
+        changed = after.indexed_vectors_count != before.indexed_vectors_count
+        log.info("%s: index %s in %.0f s (%d of %d vectors indexed)", collection,
+                 "built" if changed else "unchanged", time.monotonic() - started,
+                 after.indexed_vectors_count, after.points_count)
+        return changed
+
+    def _swap(self, collection: str, aside: Path) -> None:
+        """Replace the shard with its complete indexed copy (under the lock)."""
+        live, old, marker = (self.root / collection, self.root / f"{collection}.old",
+                             self.root / f"{collection}.indexed")
+        # From here on the copy is the shard: _finish_swap completes an interrupted swap.
+        self._write_json(marker, {"copy": aside.name})
+        self._shards.pop(collection).close()
+        os.rename(live, old)
+        os.rename(aside, live)
+        self._finish_swap(collection)
+        self._shards[collection] = qe.EdgeShard.load(str(live))
+
+    def _finish_swap(self, collection: str) -> None:
+        """Complete or undo an interrupted swap; remove what builds left behind."""
+        live, old, marker = (self.root / collection, self.root / f"{collection}.old",
+                             self.root / f"{collection}.indexed")
+        if not live.exists():
+            copy = (self.root / json.loads(marker.read_text())["copy"]
+                    if marker.exists() else old)
+            os.rename(copy if copy.exists() else old, live)
+        marker.unlink(missing_ok=True)
+        shutil.rmtree(old, ignore_errors=True)
+        if collection not in self._replay:
+            for leftover in self.root.glob(f"{collection}.indexing-*"):
+                shutil.rmtree(leftover, ignore_errors=True)
+
+    def index_in_background(self, collection: str, every_s: float) -> threading.Thread:
+        """Every `every_s` seconds, index the collection if it needs it."""
+        def loop() -> None:
+            while not self._closed.wait(every_s):
+                try:
+                    if self.needs_index(collection):
+                        INDEX_BUILDS.labels("built" if self.optimize(collection)
+                                            else "unchanged").inc()
+                    UNINDEXED.set(self.unindexed(collection))
+                except Exception:  # noqa: BLE001 - the next round tries again
+                    INDEX_BUILDS.labels("failed").inc()
+                    log.exception("%s: background index build failed", collection)
+
+        thread = threading.Thread(target=loop, name="lookalike-indexer", daemon=True)
+        thread.start()
+        return thread
 
     def close(self) -> None:
+        self._closed.set()
         with self._lock:
+            for child in self._builds.values():
+                child.kill()  # its copy is discarded; the next start builds again
             for shard in self._shards.values():
                 shard.close()
             self._shards.clear()

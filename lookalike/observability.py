@@ -2,7 +2,8 @@
 
 Metrics are served on LOOKALIKE_METRICS_PORT (0 disables) by both services:
 requests by method and status, latency split into decode/embed/search, ingest items
-by outcome, queue depth (read from Redis at scrape time) and the model version.
+by outcome, queue depth (read from Redis at scrape time), the model version and the
+embedded store's index builds and unindexed vectors.
 """
 
 from __future__ import annotations
@@ -31,6 +32,10 @@ STAGE = Histogram("lookalike_stage_seconds", "Time per pipeline stage", ["stage"
 INGEST_ITEMS = Counter("lookalike_ingest_items_total", "Catalogue images processed by workers",
                        ["outcome"])
 MODEL = Gauge("lookalike_model_info", "The embedding model this process runs", ["model"])
+UNINDEXED = Gauge("lookalike_unindexed_vectors",
+                  "Vectors the embedded store searches exhaustively (outside its HNSW index)")
+INDEX_BUILDS = Counter("lookalike_index_builds_total", "HNSW index builds of the embedded store",
+                       ["outcome"])
 
 # The id of the request or job being handled, stamped on every log line.
 context_id: contextvars.ContextVar[str] = contextvars.ContextVar("context_id", default="")

@@ -206,6 +206,8 @@ def serve(all_in_one: bool | None = None) -> None:
                   runtime.embedder().model_id)
     server, port, health_servicer = build_server(settings)
     server.start()
+    if settings.embedded and settings.index_check_s > 0:
+        runtime.store().index_in_background(settings.index_check_s)
     for name in ("", SERVICE_NAME):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     log.info("lookalike query service listening on port %d (model %s, store %s)", port,

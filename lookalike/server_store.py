@@ -136,5 +136,8 @@ class QdrantBackend:
     def optimize(self, collection: str) -> bool:
         return False  # a server optimizes in the background
 
+    def index_in_background(self, collection: str, every_s: float) -> None:
+        pass  # idem
+
     def close(self) -> None:
         self.client.close()

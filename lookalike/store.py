@@ -79,6 +79,7 @@ class Backend(Protocol):
     def count_products(self, collection: str) -> int: ...
     def scroll(self, collection: str, offset: Any, limit: int) -> tuple[list[dict], Any]: ...
     def optimize(self, collection: str) -> bool: ...
+    def index_in_background(self, collection: str, every_s: float) -> object: ...
     def close(self) -> None: ...
 
 
@@ -229,10 +230,14 @@ class CatalogueStore:
                 return
 
     def optimize(self) -> bool:
-        """Build the search index now (embedded store; blocks, minutes per 100k images).
-        A server optimizes on its own: no-op there."""
+        """Build the search index now (embedded store: aside, while search goes on; blocks
+        the caller for minutes per 100k images). A server optimizes on its own: no-op there."""
         self.check_model()
         return self.client.optimize(self.collection)
+
+    def index_in_background(self, every_s: float) -> None:
+        """Keep the index up to date as the catalogue grows (embedded store)."""
+        self.client.index_in_background(self.collection, every_s)
 
     def close(self) -> None:
         self.client.close()
