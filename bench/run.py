@@ -15,12 +15,16 @@ next to the job (these machines are noisy: absolute times are for orientation on
    p50/p99, at each catalogue size. The catalogue is synthetic (random unit vectors,
    realistic payloads) written with lookalike.store.CatalogueStore, under the model id
    the service uses, before the service starts (an embedded store is one process's);
-   the queries are real store photos. Ratios: p50 / bare batch-1 forward, p99 / p50;
+   the queries are real store photos. A catalogue past the indexing threshold is searched
+   once while the service builds its HNSW index by itself, then measured once it is built.
+   Ratios: p50 / bare batch-1 forward, p99 / p50;
 3. ingest of real images (gallery + store photos used as catalogue images) through
    SubmitIngest -> Redis/Celery -> worker -> store (lookalike.bulk.ingest), images/s,
    against bare decode + batch-32 forward of the same bytes;
-4. vector search alone: bench.vector_store.measure(...) when that module exists
-   (another engineer's); otherwise a fallback on the current CatalogueStore;
+4. vector search alone (bench/vector_store.py): p50/p99 with and without a filter,
+   recall@10 against exact float32 search, bytes and memory per image and reopen time,
+   per storage config at 100k and (exact only) 1M, plus GroceryStoreDataset Recall@1
+   per vector datatype;
 5. for reference, the "seed article's way": Keras model.predict per image, the whole
    catalogue re-embedded for every query.
 """
@@ -29,8 +33,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import gc
-import inspect
 import json
 import os
 import platform
@@ -54,6 +56,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
+from bench import vector_store as vs  # noqa: E402
+
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "grocerystore_dev"
 VECTOR_BYTES_F32 = 4  # float32
 TARGET_BYTES = 1536  # the target: at most 1.5 KB of store (and of memory) per catalogue image
@@ -65,11 +69,11 @@ PROFILES: dict[str, dict] = {
     "full": dict(
         sizes=[10_000, 100_000], b1_calls=40, b32_calls=6, adjacent_b1_calls=15,
         serial=dict(min_n=12, max_n=300, budget_s=40), concurrent=dict(min_n=24, max_n=600, budget_s=40),
-        in_flight=8, ingest_photos=400, seed_catalogue=40, seed_queries=20,
+        in_flight=8, ingest_photos=2600, seed_catalogue=40, seed_queries=20,
         store_queries=dict(min_n=12, max_n=200, budget_s=30),
     ),
     "quick": dict(
-        sizes=[1_000, 3_000], b1_calls=10, b32_calls=2, adjacent_b1_calls=8,
+        sizes=[1_000, 20_000], b1_calls=10, b32_calls=2, adjacent_b1_calls=8,
         serial=dict(min_n=8, max_n=100, budget_s=6), concurrent=dict(min_n=16, max_n=200, budget_s=6),
         in_flight=8, ingest_photos=40, seed_catalogue=10, seed_queries=3,
         store_queries=dict(min_n=8, max_n=50, budget_s=5),
@@ -198,12 +202,16 @@ def redis_ok(url: str) -> bool:
         return False
 
 
+def metrics_text(port: int) -> str:
+    try:
+        return urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    except OSError:
+        return ""
+
+
 def scrape(port: int) -> dict[str, float]:
     """Sum/count of the service's stage and request histograms (Prometheus text)."""
-    try:
-        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-    except OSError:
-        return {}
+    text = metrics_text(port)
     out: dict[str, float] = {}
     for m in re.finditer(r'^(lookalike_stage_seconds|lookalike_grpc_request_seconds)_(sum|count)'
                          r'\{(?:stage|method)="([A-Za-z]+)"\} ([0-9.e+-]+)$', text, re.M):
@@ -318,7 +326,7 @@ def settings_for(data_dir: Path):
     return Settings(data_dir=Path(data_dir), qdrant_url="")
 
 
-def build_store(data_dir: Path, n: int, model: Model, optimize: bool = False) -> float:
+def build_store(data_dir: Path, n: int, model: Model) -> float:
     """Write n synthetic images straight into the store folder; returns seconds."""
     from lookalike.store import CatalogueStore
 
@@ -331,35 +339,9 @@ def build_store(data_dir: Path, n: int, model: Model, optimize: bool = False) ->
             if (start // BLOCK) % 10 == 9:
                 log(f"    {start + len(images):,}/{n:,} written")
         assert store.count() == n, f"store holds {store.count()} points, expected {n}"
-        if optimize and hasattr(store, "optimize"):
-            log(f"    building the index (CatalogueStore.optimize) of {n:,} images")
-            store.optimize()
     finally:
         store.close()
     return time.perf_counter() - t
-
-
-def exact_top_products(queries: np.ndarray, n: int, dim: int, k: int = 10,
-                       category: str | None = None) -> list[list[str]]:
-    """Exact grouped top-k (a product scores its best image), as CatalogueStore.search ranks."""
-    best = np.full((len(queries), (n + IMAGES_PER_PRODUCT - 1) // IMAGES_PER_PRODUCT), -np.inf,
-                   np.float32)
-    for start in range(0, n, BLOCK):
-        vectors, _ = synthetic_block(start, min(BLOCK, n - start), dim)
-        s = queries @ vectors.T
-        if start % IMAGES_PER_PRODUCT == 0 and len(vectors) % IMAGES_PER_PRODUCT == 0:
-            p0 = start // IMAGES_PER_PRODUCT
-            grouped = s.reshape(len(queries), -1, IMAGES_PER_PRODUCT).max(axis=2)
-            best[:, p0 : p0 + grouped.shape[1]] = np.maximum(best[:, p0 : p0 + grouped.shape[1]], grouped)
-        else:
-            prods = np.arange(start, start + len(vectors)) // IMAGES_PER_PRODUCT
-            for j, p in enumerate(prods):
-                best[:, p] = np.maximum(best[:, p], s[:, j])
-    if category is not None:
-        keep = np.array([CATEGORIES[p % len(CATEGORIES)] == category for p in range(best.shape[1])])
-        best[:, ~keep] = -np.inf
-    top = np.argsort(-best, axis=1)[:, :k]
-    return [[f"sku-{p:08d}" for p in row] for row in top]
 
 
 # --------------------------------------------------------------------------------- service
@@ -370,7 +352,8 @@ class Service:
         from lookalike.local import free_port, start_service
 
         self.metrics_port = free_port()
-        env = {"LOOKALIKE_METRICS_PORT": str(self.metrics_port), "LOOKALIKE_MODEL": model_name}
+        env = {"LOOKALIKE_METRICS_PORT": str(self.metrics_port), "LOOKALIKE_MODEL": model_name,
+               "LOOKALIKE_INDEX_CHECK_S": "1"}
         self.log_path = log_path
         t = time.perf_counter()
         self.proc, self.target = start_service(data_dir, env=env, log_path=log_path,
@@ -381,6 +364,20 @@ class Service:
         from lookalike.local import stop
 
         stop(self.proc)
+
+    def wait_for_index(self, threshold_points: int, timeout_s: float = 1800) -> float:
+        """Seconds until the service has built its index (unindexed vectors below threshold)."""
+        t = time.perf_counter()
+        while True:
+            text = metrics_text(self.metrics_port)
+            built = re.search(r'^lookalike_index_builds_total\{outcome="built"\} (\S+)$', text, re.M)
+            left = re.search(r"^lookalike_unindexed_vectors (\S+)$", text, re.M)
+            if built and float(built.group(1)) >= 1 and left and float(left.group(1)) < threshold_points:
+                return time.perf_counter() - t
+            if self.proc.poll() is not None or time.perf_counter() - t > timeout_s:
+                raise RuntimeError(f"no index built after {time.perf_counter() - t:.0f} s:\n"
+                                   + self.log_tail())
+            time.sleep(1)
 
     def log_tail(self, n: int = 20) -> str:
         try:
@@ -457,7 +454,6 @@ class Bench:
         self.model: Model | None = None
         self.b1_ms: float | None = None          # the run's bare batch-1 forward, ms/image
         self.search_p50: dict[int, float] = {}   # size -> 1-in-flight p50
-        self.largest_store: tuple[Path, int] | None = None
         self.photo_bytes: list[bytes] = [p.read_bytes() for p, *_ in self.data.photos[:400]]
 
     # -- helpers
@@ -509,64 +505,76 @@ class Bench:
             self.search_at(size)
 
     def search_at(self, size: int) -> None:
+        from lookalike.edge_store import BYTES_PER_DIM
+
         cfg, m = self.cfg, self.model
         data_dir = self.store_root / f"search-{size}"
         shutil.rmtree(data_dir, ignore_errors=True)
         log(f"  building a synthetic catalogue of {size:,} images in {data_dir}")
-        build_s = build_store(data_dir, size, m, self.args.optimize)
+        build_s = build_store(data_dir, size, m)
         store_bytes = dir_bytes(data_dir)
         log(f"  built in {build_s:.1f} s ({store_bytes / 1e6:.0f} MB); starting the service")
         svc = Service(data_dir, self.workdir / f"service-search-{size}.log", self.model_name)
         detail = {"build_s": build_s, "store_bytes": store_bytes, "service_start_s": svc.start_s}
         self.res.details.setdefault("search", {})[size] = detail
+        st = self.settings
+        threshold = int(st.indexing_threshold_kb * 1024
+                        / (m.dim * BYTES_PER_DIM[st.vector_datatype]))
         try:
             log(f"  service ready in {svc.start_s:.1f} s at {svc.target}")
+            if size >= threshold:
+                log(f"  {size:,} images > {threshold:,}: searching while the service indexes")
+                self.search_load(svc, size, 1, cfg["serial"], detail, "while the service indexes")
+                index_s = svc.wait_for_index(threshold)
+                detail["index_wait_s"] = index_s
+                log(f"  index built {index_s:.0f} s after those searches")
             for in_flight, load in ((1, cfg["serial"]), (cfg["in_flight"], cfg["concurrent"])):
-                b_before = self.adjacent_b1(self.x1)
-                before = scrape(svc.metrics_port)
-                out = load_search(svc.target, self.photo_bytes, in_flight, **load,
-                                  offset=size % 97)
-                stages = stage_means(before, scrape(svc.metrics_port))
-                b_after = self.adjacent_b1(self.x1)
-                base = (b_before + b_after) / 2
-                lat = out["latency_ms"]
-                detail[f"in_flight_{in_flight}"] = {**out, "stages_ms": stages,
-                                                    "adjacent_b1_ms": [b_before, b_after]}
-                name = f"Search {size:,} imgs, {in_flight} in flight"
-                if not lat:
-                    self.res.skip("search", name, f"no successful request: {out['errors'][:2]}")
-                    continue
-                p50, p99 = pct(lat, 50), pct(lat, 99)
-                if in_flight == 1:
-                    self.search_p50[size] = p50
-                stage_txt = ", ".join(f"{k} {v:.1f}" for k, v in stages.items())
-                note = (("8 requests share 2 cores, so p50 ~ 8 x service time / parallelism: "
-                         "see the throughput row; " if in_flight > 1 else "") +
-                        f"server mean ms: {stage_txt}; forward b1 next to it {base:.1f} ms; "
-                        f"{out['qps']:.2f} req/s" + (f"; {len(out['errors'])} errors" if out["errors"] else ""))
-                self.res.add(Row("search", f"{name}: p50", p50, "ms", p50 / base,
-                                 "/ bare b1 forward", "<= 1.25", n=len(lat), note=note))
-                self.res.add(Row("search", f"{name}: p99", p99, "ms", p99 / p50, "/ p50", "<= 2",
-                                 n=len(lat), note="" if len(lat) >= 100 else
-                                 f"only {len(lat)} samples: p99 is close to the maximum"))
-                if in_flight > 1:
-                    # Throughput per node: what the scaling arithmetic uses.
-                    self.res.add(Row("search", f"{name}: throughput", out["qps"], "req/s",
-                                     out["qps"] * base / 1000, "/ (1000 / bare b1 forward)",
-                                     ">= 0.8", n=len(lat),
-                                     note="requests/s vs images/s the bare batch-1 forward "
-                                          "sustains (target is this harness's)"))
+                self.search_load(svc, size, in_flight, load, detail)
         except Exception:
             print(svc.log_tail(), file=sys.stderr)
             raise
         finally:
             svc.stop()
-        if self.largest_store is None or size >= self.largest_store[1]:
-            if self.largest_store is not None and not self.args.keep:
-                shutil.rmtree(self.largest_store[0], ignore_errors=True)
-            self.largest_store = (data_dir, size)
-        elif not self.args.keep:
+        if not self.args.keep:
             shutil.rmtree(data_dir, ignore_errors=True)
+
+    def search_load(self, svc: Service, size: int, in_flight: int, load: dict, detail: dict,
+                    during: str = "") -> None:
+        """One load run and its rows; `during`: what the service does meanwhile (rows for
+        information only)."""
+        b_before = self.adjacent_b1(self.x1)
+        before = scrape(svc.metrics_port)
+        out = load_search(svc.target, self.photo_bytes, in_flight, **load, offset=size % 97)
+        stages = stage_means(before, scrape(svc.metrics_port))
+        b_after = self.adjacent_b1(self.x1)
+        base = (b_before + b_after) / 2
+        lat = out["latency_ms"]
+        name = f"Search {size:,} imgs, {in_flight} in flight" + (f", {during}" if during else "")
+        detail[name] = {**out, "stages_ms": stages, "adjacent_b1_ms": [b_before, b_after]}
+        if not lat:
+            self.res.skip("search", name, f"no successful request: {out['errors'][:2]}")
+            return
+        p50, p99 = pct(lat, 50), pct(lat, 99)
+        serial = in_flight == 1 and not during
+        if serial:
+            self.search_p50[size] = p50
+        stage_txt = ", ".join(f"{k} {v:.1f}" for k, v in stages.items())
+        note = ((f"{in_flight} requests share 2 cores, so p50 ~ {in_flight} x service time / "
+                 "parallelism: see the throughput row; " if in_flight > 1 else "") +
+                (f"{during}: the index is built by a niced child process; " if during else "") +
+                f"server mean ms: {stage_txt}; forward b1 next to it {base:.1f} ms; "
+                f"{out['qps']:.2f} req/s" + (f"; {len(out['errors'])} errors" if out["errors"] else ""))
+        self.res.add(Row("search", f"{name}: p50", p50, "ms", p50 / base, "/ bare b1 forward",
+                         "<= 1.25" if serial else "", n=len(lat), note=note))
+        self.res.add(Row("search", f"{name}: p99", p99, "ms", p99 / p50, "/ p50",
+                         "" if during else "<= 2", n=len(lat), note="" if len(lat) >= 100 else
+                         f"only {len(lat)} samples: p99 is close to the maximum"))
+        if in_flight > 1:
+            # Throughput per node: what the scaling arithmetic uses.
+            self.res.add(Row("search", f"{name}: throughput", out["qps"], "req/s",
+                             out["qps"] * base / 1000, "/ (1000 / bare b1 forward)", ">= 0.8",
+                             n=len(lat), note="requests/s vs images/s the bare batch-1 forward "
+                                              "sustains (target is this harness's)"))
 
     # -- 3. ingest
     def ingest(self) -> None:
@@ -633,232 +641,76 @@ class Bench:
                                       f"wall {wall:.1f} s incl. client upload and 0.1 s polling"))
 
     # -- 4. vector search alone
-    def vector_store(self) -> None:
-        # ---------------------------------------------------------------------------------
-        # CALL SITE: bench.vector_store.measure(...) — written by another engineer.
-        # Keyword arguments are offered and only those its signature accepts are passed:
-        #   quick (bool), workdir (Path), log (callable), dim (int), model_id (str),
-        #   query_vectors (ndarray [n, dim], real photos embedded by the default model),
-        #   sizes (list[int]: 100k and 1M, or small ones with --quick).
-        # Accepted return values: {"rows": [row, ...], ...}, [row, ...] or any JSON-able
-        # dict; a row is a dict with name, value, unit and optionally ratio, baseline,
-        # target, met, n, note. Rows in ms without a ratio get one against the bare
-        # batch-1 forward of this run.
-        # ---------------------------------------------------------------------------------
-        try:
-            from bench import vector_store as external
-        except ModuleNotFoundError as exc:
-            if exc.name not in ("bench.vector_store", "bench"):
-                raise
-            external = None
-        queries = self.query_vectors()
-        if external is not None and hasattr(external, "measure") and self.args.store != "fallback":
-            self.external_vector_store(external, queries)
-            if self.args.store != "both":
-                return
-        elif self.args.store != "fallback":
-            log("  bench/vector_store.py (measure) not present: measuring the current "
-                "CatalogueStore instead (fallback)")
-        self.store_fallback(queries)
+    def store_plan(self) -> list[tuple[list[int], list[str], int]]:
+        """(sizes, configs, queries) for bench.vector_store.measure.
 
-    def query_vectors(self) -> np.ndarray:
-        from lookalike.imaging import decode
-
-        n = 30 if not self.args.quick else 12
-        if self.photo_bytes:
-            imgs = [decode(b) for b in self.photo_bytes[-n:]]
-            return self.model.embedder.embed_query(imgs)
-        rng = np.random.default_rng(1)
-        q = rng.standard_normal((n, self.model.dim)).astype(np.float32)
-        return q / np.linalg.norm(q, axis=1, keepdims=True)
-
-    def external_plan(self, module) -> list[dict]:
-        """What to ask bench.vector_store.measure for: bounded so the full run stays ~25 min.
-
-        Full: 100k with the exact and HNSW configs. 1M is opt-in (--store-sizes 1000000
-        --store-configs edge-turbo8-exact): measure() holds the 1M float32 dataset and its
-        copies in this process (~15 GB peak RSS next to TensorFlow), which was killed by the
-        OOM killer on a shared 24 GB machine; an HNSW build of 1M takes far longer still.
+        1M is built and searched exactly only: the synthetic vectors are generated block by
+        block, so memory stays at one 50k block, but an HNSW build of 1M takes far longer
+        than the rest of the run together (100k: about a minute on 2 cores).
         """
-        known = list(getattr(module, "CONFIGS", {}) or [])
+        a = self.args
+        if a.store_sizes or a.store_configs:
+            return [([int(x) for x in (a.store_sizes or "100000").split(",")],
+                     a.store_configs.split(",") if a.store_configs else list(vs.DEFAULT_CONFIGS), 100)]
+        if a.quick:
+            return [([5_000], ["edge-turbo8-exact", "edge-turbo4-exact", "edge-turbo8-hnsw"], 40)]
+        return [([100_000], ["edge-float32-exact", "edge-turbo8-exact", "edge-turbo4-exact",
+                             "edge-turbo8-hnsw"], 100),
+                ([1_000_000], ["edge-turbo8-exact", "edge-turbo4-exact"], 100)]
 
-        def only(names: list[str]) -> list[str] | None:
-            keep = [n for n in names if n in known]
-            return keep or None  # unknown names: the module's own default
-
-        if self.args.store_sizes or self.args.store_configs:
-            sizes = [int(x) for x in (self.args.store_sizes or "100000").split(",")]
-            configs = self.args.store_configs.split(",") if self.args.store_configs else None
-            return [dict(sizes=sizes, configs=configs)]
-        if self.args.quick:
-            return [dict(sizes=[5_000], configs=only(["edge-turbo8-exact", "edge-float32-exact"]),
-                         queries=40, local_queries=10)]
-        return [dict(sizes=[100_000], configs=only(["edge-float32-exact", "edge-turbo8-exact",
-                                                    "edge-turbo8-hnsw"]), queries=100)]
-
-    def external_vector_store(self, module, queries: np.ndarray) -> None:
-        measure = module.measure
+    def vector_store(self) -> None:
         workdir = self.store_root / "vector-store"
         workdir.mkdir(parents=True, exist_ok=True)
-        params = inspect.signature(measure).parameters
-        var_kw = any(p.kind is p.VAR_KEYWORD for p in params.values())
-        out_rows: list = []
-        raw: list = []
-        for plan in self.external_plan(module):
-            offered = dict(quick=self.args.quick, workdir=str(workdir), log=log,
-                           dim=self.model.dim, model_id=self.model.model_id,
-                           query_vectors=queries, **plan)
-            kwargs = {k: v for k, v in offered.items()
-                      if (var_kw or k in params) and v is not None}
-            shown = ", ".join(f"{k}={v!r}" for k, v in kwargs.items() if k not in ("log", "query_vectors"))
-            log(f"  calling bench.vector_store.measure({shown})")
-            out = measure(**kwargs)
-            raw.append(out)
-            rows = out.get("rows") if isinstance(out, dict) else out if isinstance(out, list) else None
-            out_rows += rows or []
-        try:
-            json.dumps(raw, default=str)
-            self.res.details["vector_store"] = raw
-        except (TypeError, ValueError):
-            self.res.details["vector_store"] = repr(raw)[:20_000]
-        if not out_rows:
-            self.res.add(Row("vector store", "bench.vector_store.measure", None, "",
-                             note="returned no rows; its output is in bench-results.json"))
-            return
-        reopen_seen: set = set()
-        for r in out_rows:
-            if not isinstance(r, dict):
-                continue
-            if "name" in r and "value" in r:  # already a harness row
-                value = r.get("value")
-                ratio, baseline = r.get("ratio"), r.get("baseline", "")
-                if ratio is None and value is not None and r.get("unit") == "ms" and self.b1_ms:
-                    ratio, baseline = float(value) / self.b1_ms, "/ bare b1 forward"
-                self.res.add(Row("vector store", str(r["name"]),
-                                 None if value is None else float(value), str(r.get("unit", "")),
-                                 ratio, str(baseline), str(r.get("target", "") or ""), r.get("met"),
-                                 r.get("n"), str(r.get("note", "") or "")))
-            elif "config" in r and "size" in r:
-                self.adapt_vector_row(r, reopen_seen)
-            else:
-                self.res.details.setdefault("vector_store_other", []).append(r)
+        rows: list[dict] = []
+        for sizes, configs, queries in self.store_plan():
+            log(f"  bench/vector_store.py: sizes {sizes}, configs {configs}, {queries} queries")
+            rows += vs.measure(sizes, configs, queries=queries, workdir=str(workdir), log=log)
+        self.res.details["vector_store"] = rows
+        seen: set = set()
+        for r in rows:
+            self.vector_rows(r, seen)
+        if not self.args.quick and self.data.photos:
+            log("  GroceryStoreDataset Recall@1 per vector datatype")
+            grocery = vs.grocery_recall(("float32", "turbo8", "turbo4"), self.data.root, log=log)
+            self.res.details["vector_store_grocery"] = grocery
+            f32 = grocery[0]["recall@1"]
+            for g in grocery[1:]:
+                self.res.add(Row("vector store", f"GroceryStoreDataset Recall@1, {g['config'][13:]}",
+                                 g["recall@1"], "", g["recall@1"] - f32, "- float32", ">= -0.01",
+                                 n=g["queries"], note=f"float32 {f32:.4f}; {g['model']}"))
 
-    def adapt_vector_row(self, r: dict, reopen_seen: set) -> None:
-        """bench/vector_store.py's rows (config, size, hnsw_ef, p50_ms, ...) -> table rows."""
+    def vector_rows(self, r: dict, reopen_seen: set) -> None:
+        """A bench/vector_store.py row (config, size, hnsw_ef, p50_ms, ...) -> table rows."""
         vec_bytes = self.model.dim * VECTOR_BYTES_F32
         ef = r.get("hnsw_ef") or 0
         tag = f"{r['config']} {int(r['size']):,}" + (f" ef={ef}" if ef else "")
         n = r.get("queries")
-        b1 = self.b1_ms
         for label, suffix in (("no filter", ""), ("10% category filter", "_filter")):
-            p50, p99 = r.get(f"p50_ms{suffix}"), r.get(f"p99_ms{suffix}")
-            if p50 is None:
-                continue
-            rec = r.get(f"recall@10{suffix}")
-            self.res.add(Row("vector store", f"{tag}, {label}: p50", float(p50), "ms",
-                             float(p50) / b1, "/ bare b1 forward", "<= 0.25", n=n,
-                             note=f"p99 {p99} ms, recall@10 {rec}; target is this harness's: "
-                                  "search <= 1/4 of an embed"))
-            if p99 is not None and p50:
-                self.res.add(Row("vector store", f"{tag}, {label}: p99", float(p99), "ms",
-                                 float(p99) / float(p50), "/ p50", "<= 2", n=n))
-            if rec is not None:
-                self.res.add(Row("vector store", f"{tag}, {label}: recall@10", float(rec), "",
-                                 float(rec), "/ exact float32 search", ">= 0.99", n=n))
+            p50, p99, rec = r[f"p50_ms{suffix}"], r[f"p99_ms{suffix}"], r[f"recall@10{suffix}"]
+            self.res.add(Row("vector store", f"{tag}, {label}: p50", p50, "ms", p50 / 10,
+                             "/ 10 ms", "<= 1" if r["size"] <= 100_000 else "", n=n,
+                             note=f"{p50 / self.b1_ms:.2f}x the bare b1 forward; p99 {p99} ms"))
+            self.res.add(Row("vector store", f"{tag}, {label}: p99", p99, "ms", p99 / p50, "/ p50",
+                             "<= 2", n=n))
+            self.res.add(Row("vector store", f"{tag}, {label}: recall@10", rec, "", rec,
+                             "/ exact float32 search", ">= 0.99", n=n))
         key = (r["config"], r["size"])
         if key in reopen_seen:
             return
         reopen_seen.add(key)
-        if r.get("store_bytes_per_image") is not None:
-            v = float(r["store_bytes_per_image"])
-            self.res.add(Row("vector store", f"{r['config']} {int(r['size']):,}: store bytes/image",
-                             v, "B", v / TARGET_BYTES, "/ 1.5 KB", "<= 1",
-                             note=f"a float32 {self.model.dim}-d vector is {vec_bytes} B"))
-        if r.get("rss_bytes_per_image") is not None:
-            v = float(r["rss_bytes_per_image"])
-            self.res.add(Row("vector store", f"{r['config']} {int(r['size']):,}: RSS bytes/image",
-                             v, "B", v / TARGET_BYTES, "/ 1.5 KB", "<= 1"))
-        if r.get("reopen_s") is not None:
-            v = float(r["reopen_s"])
-            self.res.add(Row("vector store", f"{r['config']} {int(r['size']):,}: reopen", v, "s",
-                             v, "/ 1 s", "<= 1",
-                             note=f"build {r.get('ingest_s')} s, index {r.get('optimize_s')} s; "
-                                  f"model load {self.model.load_s:.1f} s"))
-
-    def store_fallback(self, queries: np.ndarray) -> None:
-        """The current CatalogueStore (whatever backend it uses), synthetic vectors."""
-        from lookalike.store import CatalogueStore, open_client
-
-        m = self.model
-        size = 100_000 if not self.args.quick else max(self.cfg["sizes"])
-        if self.largest_store and self.largest_store[1] == size and self.largest_store[0].is_dir():
-            data_dir = self.largest_store[0]
-            log(f"  reusing the {size:,}-image store of the search rows: {data_dir}")
-        else:
-            data_dir = self.store_root / f"store-{size}"
-            shutil.rmtree(data_dir, ignore_errors=True)
-            log(f"  building a synthetic store of {size:,} images")
-            build_store(data_dir, size, m)
-        settings = settings_for(data_dir)
-        gc.collect()
-        rss0 = rss_bytes()
-        t = time.perf_counter()
-        store = CatalogueStore(open_client(settings), settings.collection, m.model_id, m.dim)
-        points = store.count()
-        reopen_s = time.perf_counter() - t
-        rss_per_image = (rss_bytes() - rss0) / max(points, 1)
-        bytes_per_image = dir_bytes(data_dir) / max(points, 1)
-        category = CATEGORIES[0]
-        exact = {None: exact_top_products(queries, size, m.dim),
-                 category: exact_top_products(queries, size, m.dim, category=category)}
-        detail: dict = {"size": size, "points": points, "reopen_s": reopen_s,
-                        "bytes_per_image": bytes_per_image, "rss_per_image": rss_per_image,
-                        "backend": type(store.client).__name__}
-        try:
-            for cat in (None, category):
-                lim = self.cfg["store_queries"]
-                b_before = self.adjacent_b1(self.x1)
-                lat, recall = [], []
-                t0 = time.perf_counter()
-                i = 0
-                while i < lim["max_n"] and (i < lim["min_n"] or time.perf_counter() - t0 < lim["budget_s"]):
-                    q = queries[i % len(queries)]
-                    t = time.perf_counter()
-                    found = store.search(q, 10, categories=[cat] if cat else None)
-                    lat.append(1000 * (time.perf_counter() - t))
-                    truth = exact[cat][i % len(queries)]
-                    recall.append(len({f.product_id for f in found} & set(truth)) / len(truth))
-                    i += 1
-                base = (b_before + self.adjacent_b1(self.x1)) / 2
-                label = f"filter category={cat} (10%)" if cat else "no filter"
-                p50, p99 = pct(lat, 50), pct(lat, 99)
-                detail[label] = {"latency_ms": lat, "recall": recall, "adjacent_b1_ms": base}
-                name = f"CatalogueStore.search {size:,}, {label}"
-                self.res.add(Row("vector store", f"{name}: p50", p50, "ms", p50 / base,
-                                 "/ bare b1 forward", "<= 0.25", n=len(lat),
-                                 note="grouped by product, top 10, model filter always on; target "
-                                      "is this harness's: search <= 1/4 of an embed keeps Search "
-                                      "within 1.25x of the forward pass"))
-                self.res.add(Row("vector store", f"{name}: p99", p99, "ms", p99 / p50, "/ p50",
-                                 "<= 2", n=len(lat)))
-                self.res.add(Row("vector store", f"{name}: recall@10", float(np.mean(recall)), "",
-                                 float(np.mean(recall)), "/ exact numpy search", ">= 0.99",
-                                 n=len(recall), note="products, on random unit vectors (a hard "
-                                 "case for graph indexes; real embeddings cluster)"))
-        finally:
-            store.close()
-        self.res.details["vector_store_fallback"] = detail
-        self.res.add(Row("vector store", f"reopen {size:,}-image store", reopen_s, "s",
-                         reopen_s, "/ 1 s", "<= 1",
-                         note=f"open + count in this process, page cache warm; model load "
-                              f"{m.load_s:.1f} s; backend {detail['backend'] or '?'}"))
-        self.res.add(Row("vector store", f"store bytes per image ({size:,})", bytes_per_image, "B",
-                         bytes_per_image / TARGET_BYTES, "/ 1.5 KB",
-                         "<= 1", note=f"du of the store folder / points; a float32 vector is "
-                                        f"{m.dim * VECTOR_BYTES_F32} B"))
-        self.res.add(Row("vector store", f"memory per image ({size:,})", rss_per_image, "B",
-                         rss_per_image / TARGET_BYTES, "/ 1.5 KB",
-                         "<= 1", note="RSS growth of this process on opening the store / points"))
+        size = f"{r['config']} {int(r['size']):,}"
+        v = float(r["store_bytes_per_image"])
+        self.res.add(Row("vector store", f"{size}: store bytes/image", v, "B", v / TARGET_BYTES,
+                         "/ 1.5 KB", "<= 1", note=f"du of the store folder / images; a float32 "
+                                                  f"{self.model.dim}-d vector is {vec_bytes} B"))
+        v = float(r["rss_bytes_per_image"])
+        self.res.add(Row("vector store", f"{size}: memory/image", v, "B", v / TARGET_BYTES,
+                         "/ 1.5 KB", "", note="RSS growth of a fresh process opening the store and "
+                                              "searching it / images"))
+        v = float(r["reopen_s"])
+        self.res.add(Row("vector store", f"{size}: reopen", v, "s", v, "/ 1 s",
+                         "<= 1" if r["size"] <= 100_000 else "",
+                         note=f"fresh process; build {r['ingest_s']} s, index {r['optimize_s']} s"))
 
     # -- 5. the seed article's way
     def seed(self) -> None:
@@ -926,7 +778,7 @@ class Bench:
             "host": platform.node(), "cpus": os.cpu_count(), "python": platform.python_version(),
             "git": git_rev(), "data": str(self.data.root or a.data), "workdir": str(self.workdir),
             "store_root": str(self.store_root), "sizes": self.cfg["sizes"],
-            "redis": self.settings.redis_url, "optimize": a.optimize,
+            "redis": self.settings.redis_url,
             "store": {k: getattr(self.settings, k) for k in ("vector_datatype", "hnsw_m", "hnsw_ef",
                       "indexing_threshold_kb") if hasattr(self.settings, k)},
         }
@@ -977,19 +829,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--data", default=str(DEFAULT_DATA),
                     help="GroceryStoreDataset dev folder (default %(default)s)")
     ap.add_argument("--sizes", help="catalogue sizes for Search, comma-separated "
-                                    "(default 10000,100000; quick 1000,3000)")
+                                    "(default 10000,100000; quick 1000,20000)")
     ap.add_argument("--only", help="comma-separated subset of seed,search,ingest,store "
                                    "(the forward pass always runs: it is the baseline)")
-    ap.add_argument("--store", choices=["auto", "fallback", "both"], default="auto",
-                    help="vector store section: bench.vector_store.measure when present (auto), "
-                         "the CatalogueStore fallback, or both")
-    ap.add_argument("--store-sizes", help="sizes for bench.vector_store.measure "
-                                          "(default 100000; quick 5000; 1000000 needs ~16 GB free)")
-    ap.add_argument("--store-configs", help="configs for bench.vector_store.measure "
-                                            "(default: a bounded subset, see external_plan)")
-    ap.add_argument("--optimize", action="store_true",
-                    help="build the HNSW index (CatalogueStore.optimize) of the synthetic Search "
-                         "catalogues before the service starts (minutes per 100k on 2 cores)")
+    ap.add_argument("--store-sizes", help="sizes for the vector store rows (default 100000 "
+                                          "and 1000000; quick 5000)")
+    ap.add_argument("--store-configs", help="configs of bench/vector_store.py for those sizes "
+                                            "(default: see Bench.store_plan)")
     ap.add_argument("--model", help="model name (default LOOKALIKE_MODEL / lite0-shelf)")
     ap.add_argument("--workdir", help="where service data dirs and logs go (default a temp dir)")
     ap.add_argument("--store-dir", help="where synthetic stores are built (default /dev/shm)")

@@ -45,6 +45,7 @@ CONFIGS: dict[str, tuple[str, EdgeOptions | None, bool, list[int]]] = {
     "edge-float32-exact": ("edge", EdgeOptions(datatype="float32", indexing_threshold_kb=10**9), False, [0]),
     "edge-float16-exact": ("edge", EdgeOptions(datatype="float16", indexing_threshold_kb=10**9), False, [0]),
     "edge-turbo8-exact": ("edge", EdgeOptions(datatype="turbo8", indexing_threshold_kb=10**9), False, [0]),
+    "edge-turbo4-exact": ("edge", EdgeOptions(datatype="turbo4", indexing_threshold_kb=10**9), False, [0]),
     "edge-turbo8-hnsw": ("edge", EdgeOptions(datatype="turbo8", indexing_threshold_kb=20_000), True,
                          [64, 128, 256]),
 }
@@ -52,41 +53,64 @@ DEFAULT_CONFIGS = ["edge-float32-exact", "edge-float16-exact", "edge-turbo8-exac
                    "edge-turbo8-hnsw", "qdrant-client-local"]
 
 
-def dataset(n: int, queries: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    centres = rng.standard_normal((max(n // 50, 1), DIM), dtype=np.float32)
-    x = np.empty((n, DIM), np.float32)
-    for start in range(0, n, 50_000):  # bounded temporaries
-        part = centres[rng.integers(0, len(centres), min(50_000, n - start))]
-        part += 0.8 * rng.standard_normal(part.shape, dtype=np.float32)
-        x[start:start + len(part)] = part / np.linalg.norm(part, axis=1, keepdims=True)
-    q = x[rng.integers(0, n, queries)] + 0.5 / np.sqrt(DIM) * rng.standard_normal((queries, DIM),
-                                                                                    dtype=np.float32)
-    return x, q / np.linalg.norm(q, axis=1, keepdims=True)
+BLOCK = 50_000  # vectors generated at a time: 1M never sits in memory (256 MB per block)
 
 
-def exact_top(x: np.ndarray, q: np.ndarray, k: int = 10) -> np.ndarray:
-    top = np.empty((len(q), k), np.int64)
-    for i in range(0, len(q), 64):
-        s = q[i:i + 64] @ x.T
-        part = np.argpartition(-s, k, axis=1)[:, :k]
-        order = np.argsort(-np.take_along_axis(s, part, 1), axis=1)
-        top[i:i + 64] = np.take_along_axis(part, order, 1)
-    return top
+class Dataset:
+    """n clustered unit vectors, generated block by block from a seed (any block, any time),
+    and `queries` perturbed copies of catalogue vectors. Memory stays at one block whatever n."""
+
+    def __init__(self, n: int, queries: int, seed: int = 0) -> None:
+        self.n, self.seed = n, seed
+        self.centres = np.random.default_rng(seed).standard_normal((max(n // 50, 1), DIM),
+                                                                   dtype=np.float32)
+        rng = np.random.default_rng([seed, 1])
+        picks = rng.integers(0, n, queries)
+        q = np.empty((queries, DIM), np.float32)
+        for start, x in self.blocks():
+            inside = (picks >= start) & (picks < start + len(x))
+            q[inside] = x[picks[inside] - start]
+        q += 0.5 / np.sqrt(DIM) * rng.standard_normal(q.shape, dtype=np.float32)
+        self.queries = q / np.linalg.norm(q, axis=1, keepdims=True)
+
+    def blocks(self):
+        for start in range(0, self.n, BLOCK):
+            rng = np.random.default_rng([self.seed, 2, start])
+            x = self.centres[rng.integers(0, len(self.centres), min(BLOCK, self.n - start))]
+            x += 0.8 * rng.standard_normal(x.shape, dtype=np.float32)
+            yield start, x / np.linalg.norm(x, axis=1, keepdims=True)
+
+    def exact_top(self, k: int = 10, category: int | None = None) -> np.ndarray:
+        """Exact float32 top-k ids per query (optionally within one category), one pass."""
+        best_s = np.full((len(self.queries), k), -np.inf, np.float32)
+        best_i = np.zeros((len(self.queries), k), np.int64)
+        for start, x in self.blocks():
+            s = self.queries @ x.T
+            if category is not None:
+                s[:, (start + np.arange(len(x))) % CATEGORIES != category] = -np.inf
+            s = np.concatenate([best_s, s], axis=1)
+            ids = np.concatenate([best_i, np.broadcast_to(start + np.arange(len(x)),
+                                                          (len(s), len(x)))], axis=1)
+            part = np.argpartition(-s, k, axis=1)[:, :k]
+            best_s, best_i = np.take_along_axis(s, part, 1), np.take_along_axis(ids, part, 1)
+        order = np.argsort(-best_s, axis=1)
+        return np.take_along_axis(best_i, order, 1)
 
 
 def _client(engine: str, path: Path, options: EdgeOptions | None):
     return local_client(path) if engine == "local" else EdgeBackend(path, options or EdgeOptions())
 
 
-def build(engine: str, path: Path, options: EdgeOptions | None, x: np.ndarray, index: bool) -> dict:
+def build(engine: str, path: Path, options: EdgeOptions | None, data: Dataset, index: bool) -> dict:
     settings = Settings(data_dir=path, qdrant_url="")
     store = CatalogueStore.open(settings, MODEL, DIM, _client(engine, path, options))
     started = time.perf_counter()
-    for s in range(0, len(x), 1000):
-        images = [CatalogueImage(f"p{i}", "front", f"c{i % CATEGORIES}", f"Product {i}", ("label",),
-                                 f"/catalogue/p{i}.jpg") for i in range(s, min(len(x), s + 1000))]
-        store.upsert(images, x[s:s + 1000])
+    for start, x in data.blocks():
+        for s in range(0, len(x), 1000):
+            ids = range(start + s, start + min(len(x), s + 1000))
+            images = [CatalogueImage(f"p{i}", "front", f"c{i % CATEGORIES}", f"Product {i}",
+                                     ("label",), f"/catalogue/p{i}.jpg") for i in ids]
+            store.upsert(images, x[s:s + 1000])
     ingest_s = time.perf_counter() - started
     started = time.perf_counter()
     if index:
@@ -143,11 +167,8 @@ def measure(sizes: list[int], configs: list[str] | None = None, queries: int = 2
     """One row per (config, size, hnsw_ef)."""
     rows: list[dict] = []
     for n in sizes:
-        x, q = dataset(n, queries)
-        truth = exact_top(x, q)
-        cats = np.arange(n) % CATEGORIES
-        truth_f = exact_top(x[cats == 3], q)
-        truth_f = np.flatnonzero(cats == 3)[truth_f]
+        data = Dataset(n, queries)
+        q, truth, truth_f = data.queries, data.exact_top(), data.exact_top(category=3)
         for name in configs or DEFAULT_CONFIGS:
             engine, options, index, efs = CONFIGS[name]
             if engine == "local" and n > local_max_size:
@@ -157,7 +178,7 @@ def measure(sizes: list[int], configs: list[str] | None = None, queries: int = 2
                 qfile = Path(tmp) / "q.npy"
                 np.save(qfile, q)
                 log(f"[{name} n={n}] building...")
-                built = build(engine, path, options, x, index)
+                built = build(engine, path, options, data, index)
                 nq = local_queries if engine == "local" else queries
                 cmd = [sys.executable, __file__, "--probe", json.dumps(
                     {"engine": engine, "path": str(path), "name": name, "qfile": str(qfile),
