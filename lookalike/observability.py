@@ -36,6 +36,8 @@ UNINDEXED = Gauge("lookalike_unindexed_vectors",
                   "Vectors the embedded store searches exhaustively (outside its HNSW index)")
 INDEX_BUILDS = Counter("lookalike_index_builds_total", "HNSW index builds of the embedded store",
                        ["outcome"])
+for _outcome in ("built", "unchanged", "failed"):  # exported as 0 before the first build
+    INDEX_BUILDS.labels(_outcome)
 
 # The id of the request or job being handled, stamped on every log line.
 context_id: contextvars.ContextVar[str] = contextvars.ContextVar("context_id", default="")

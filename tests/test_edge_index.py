@@ -10,13 +10,19 @@ import threading
 import time
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 import qdrant_edge as qe
 
+from lookalike import bulk
+from lookalike.catalogue import read_catalogue
+from lookalike.client import Client
 from lookalike.config import Settings
 from lookalike.edge_store import EdgeBackend
+from lookalike.local import free_port, start_service, stop
 from lookalike.store import CatalogueImage, CatalogueStore, open_client
+from tests.test_observability import metric
 
 DIM = 64
 
@@ -133,3 +139,28 @@ def test_the_service_indexes_by_itself_as_the_catalogue_grows(tmp_path: Path) ->
         time.sleep(0.1)
     assert not edge.needs_index(store.collection) and store.count() == 2000
     store.close()
+
+
+def test_lookalike_serve_indexes_what_it_ingests(tmp_path: Path, service_env: dict[str, str],
+                                                 sample: Path) -> None:
+    """The wiring in the service: ingest past the threshold, the index appears in /metrics."""
+    port = free_port()
+    env = {**service_env, "LOOKALIKE_METRICS_PORT": str(port), "LOOKALIKE_INDEX_CHECK_S": "0.2",
+           "LOOKALIKE_VECTOR_DATATYPE": "float32", "LOOKALIKE_INDEXING_THRESHOLD_KB": "20"}
+    proc, target = start_service(tmp_path, env=env)
+    try:
+        with Client(target) as client:
+            jobs = bulk.ingest(client, read_catalogue(sample / "catalogue.csv"))
+            assert sum(job.done for job in jobs) == 14  # 14 x 5 KB of float32 vectors > 20 KB
+            deadline = time.monotonic() + 60
+            while True:
+                text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+                if (metric(text, "lookalike_index_builds_total", outcome="built") >= 1
+                        and metric(text, "lookalike_unindexed_vectors") == 0):
+                    break
+                assert time.monotonic() < deadline, text[-2000:]
+                time.sleep(0.2)
+            photo = (sample / "queries" / "coffee-cup-1.jpg").read_bytes()
+            assert client.search(photo, top_k=1).matches[0].product_id == "coffee-cup"
+    finally:
+        stop(proc)
