@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     # Where clients (CLI) find the query service.
     server: str = "localhost:50051"
     grpc_workers: int = 8
+    # Searches embedded together at most (lookalike.embedding.QueryBatcher); 1: one at a time.
+    query_batch: int = 8
     # Calls in progress at once (running or waiting for a thread); beyond that a call is
     # answered RESOURCE_EXHAUSTED at once instead of queueing without bound.
     max_concurrent_rpcs: int = 32

@@ -23,6 +23,7 @@ from kombu.exceptions import OperationalError
 
 from lookalike import access, runtime
 from lookalike.config import Settings, get_settings
+from lookalike.embedding import QueryBatcher
 from lookalike.imaging import ImageRejected, decode
 from lookalike.ingest import ItemMessage, limits
 from lookalike.jobs import JobStore
@@ -59,6 +60,7 @@ class LookalikeServicer(pb_grpc.LookalikeServicer):
     def __init__(self, settings: Settings, jobs: JobStore) -> None:
         self.settings, self.jobs = settings, jobs
         self.embedder, self.store = runtime.embedder(), runtime.store()
+        self.batcher = QueryBatcher(self.embedder, settings.query_batch)
 
     def Search(self, request: pb.SearchRequest, context: grpc.ServicerContext) -> pb.SearchResponse:
         started = time.perf_counter()
@@ -81,7 +83,7 @@ class LookalikeServicer(pb_grpc.LookalikeServicer):
         if not context.is_active():  # the caller gave up (deadline, cancel): skip the CNN
             context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline passed before embedding")
         with stage("embed"):
-            vector = self.embedder.embed_query([pixels])[0]
+            vector = self.batcher.embed_query(pixels)
         try:
             with stage("search"):
                 matches = self.store.search(
