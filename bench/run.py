@@ -111,7 +111,7 @@ class Row:
     note: str = ""
 
     def judge(self) -> Row:
-        m = re.fullmatch(r"\s*(<=|>=)\s*([0-9.]+)\s*", self.target or "")
+        m = re.fullmatch(r"\s*(<=|>=)\s*(-?[0-9.]+)\s*", self.target or "")
         if m and self.ratio is not None:
             bound = float(m.group(2))
             self.met = self.ratio <= bound if m.group(1) == "<=" else self.ratio >= bound
