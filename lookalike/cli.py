@@ -257,13 +257,18 @@ def optimize() -> None:
 
     store = CatalogueStore(open_client(settings), settings.collection, model_id(settings.model),
                            dim=0)
+    if not store.live_model():
+        console.print(f"[red]No catalogue {settings.collection!r} in {settings.data_dir}: "
+                      "nothing to index.[/]")
+        raise typer.Exit(1)
     started = time.perf_counter()
     try:
         points = store.count()
     except ModelMismatch as exc:
         console.print(f"[red]{exc}[/]")
         raise typer.Exit(1) from None
-    with console.status(f"indexing {points:,} vectors of {store.collection} ..."):
+    console.print(f"indexing {points:,} vectors of {store.collection} (a minute or so per 100k)")
+    with console.status("indexing ..."):
         changed = store.optimize()
     store.close()
     console.print(f"{'indexed' if changed else 'already optimal'} in "

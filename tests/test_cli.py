@@ -56,3 +56,33 @@ def test_ingest_reports_failed_items(service: str, sample: Path, tmp_path: Path)
     assert result.returncode == 1
     assert "1 stored" in result.stdout and "1 failed" in result.stdout
     assert "broken-product" in result.stdout
+
+
+def test_optimize_indexes_an_embedded_store_offline(tmp_path: Path) -> None:
+    import numpy as np
+
+    from lookalike.config import Settings
+    from lookalike.embedding import DEFAULT_MODEL, model_id
+    from lookalike.store import CatalogueImage, CatalogueStore, open_client
+
+    env = {**os.environ, "QDRANT_URL": "", "LOOKALIKE_DATA_DIR": str(tmp_path), "COLUMNS": "160",
+           "LOOKALIKE_VECTOR_DATATYPE": "float32", "LOOKALIKE_INDEXING_THRESHOLD_KB": "100"}
+    run = lambda: subprocess.run([sys.executable, "-m", "lookalike", "optimize"],  # noqa: E731
+                                 env=env, text=True, capture_output=True, timeout=300)
+    empty = run()
+    assert empty.returncode == 1 and "No catalogue 'lookalike'" in empty.stdout
+
+    settings = Settings(data_dir=tmp_path, qdrant_url="", vector_datatype="float32",
+                        indexing_threshold_kb=100)
+    store = CatalogueStore.open(settings, model_id(DEFAULT_MODEL), 1280, open_client(settings))
+    vectors = np.random.default_rng(0).standard_normal((200, 1280)).astype(np.float32)
+    store.upsert([CatalogueImage(f"p{i}", "front", "", "") for i in range(200)], vectors)
+    assert store.client.unindexed(store.collection) == 200
+    store.close()
+
+    done = run()
+    assert done.returncode == 0, done.stderr
+    assert "indexing 200 vectors" in done.stdout and "indexed in" in done.stdout
+    store = CatalogueStore.open(settings, model_id(DEFAULT_MODEL), 1280, open_client(settings))
+    assert store.client.unindexed(store.collection) == 0 and store.count() == 200
+    store.close()
