@@ -39,7 +39,7 @@ quality: install
 		--out quality-results --parts tricks,train
 
 ## Performance: bare CNN, gRPC Search at 10k/100k, ingest, vector store; table + bench-results.json
-## (~25 min on 2 cores; BENCH_ARGS=--quick for a smoke run of < 3 min).
+## (~15 min on 2 cores; BENCH_ARGS=--quick for a smoke run of about a minute).
 bench: install redis
 	$(PY) bench/run.py $(BENCH_ARGS)
 

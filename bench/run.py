@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """lookalike performance harness: one run, one table, bench-results.json.
 
-    make bench                                   # full run (about 15-25 min on 2 cores)
+    make bench                                   # full run (about 15 min on 2 cores)
     .venv/bin/python bench/run.py --quick        # smoke run, small sizes (< 3 min)
     .venv/bin/python bench/run.py --help
 
