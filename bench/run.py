@@ -509,7 +509,7 @@ class Bench:
             self.search_at(size)
 
     def search_at(self, size: int) -> None:
-        from lookalike.edge_store import BYTES_PER_DIM
+        from lookalike.store import edge_options
 
         cfg, m = self.cfg, self.model
         data_dir = self.store_root / f"search-{size}"
@@ -521,9 +521,7 @@ class Bench:
         svc = Service(data_dir, self.workdir / f"service-search-{size}.log", self.model_name)
         detail = {"build_s": build_s, "store_bytes": store_bytes, "service_start_s": svc.start_s}
         self.res.details.setdefault("search", {})[size] = detail
-        st = self.settings
-        threshold = int(st.indexing_threshold_kb * 1024
-                        / (m.dim * BYTES_PER_DIM[st.vector_datatype]))
+        threshold = edge_options(self.settings).index_threshold(m.dim)
         try:
             log(f"  service ready in {svc.start_s:.1f} s at {svc.target}")
             if size >= threshold:

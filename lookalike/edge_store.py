@@ -80,6 +80,10 @@ class EdgeOptions:
     # about 64 MB of segments per shard: 650 B per image at 100k.
     wal: bool = False
 
+    def index_threshold(self, dim: int) -> int:
+        """Unindexed vectors of `dim` that make the engine build an index."""
+        return int(self.indexing_threshold_kb * 1024 / (dim * BYTES_PER_DIM.get(self.datatype, 4)))
+
     def config(self, dim: int) -> qe.EdgeConfig:
         if self.datatype not in DATATYPES:
             raise ValueError(f"unknown vector datatype {self.datatype!r}: {sorted(DATATYPES)}")
@@ -255,8 +259,7 @@ class EdgeBackend:
         """Enough unindexed vectors for the engine to index, and more than the last build left."""
         dim = json.loads(self._meta_path(collection).read_text())["dim"]
         unindexed = self.unindexed(collection)
-        kb = unindexed * dim * BYTES_PER_DIM.get(self.options.datatype, 4) / 1024
-        return (kb >= self.options.indexing_threshold_kb
+        return (unindexed >= self.options.index_threshold(dim)
                 and unindexed > self._not_indexed.get(collection, 0))
 
     def optimize(self, collection: str) -> bool:
@@ -307,10 +310,14 @@ class EdgeBackend:
                  after.indexed_vectors_count, after.points_count)
         return changed
 
+    def _swap_paths(self, collection: str) -> tuple[Path, Path, Path]:
+        """The shard, the shard moved aside during a swap, the marker of a complete copy."""
+        return (self.root / collection, self.root / f"{collection}.old",
+                self.root / f"{collection}.indexed")
+
     def _swap(self, collection: str, aside: Path) -> None:
         """Replace the shard with its complete indexed copy (under the lock)."""
-        live, old, marker = (self.root / collection, self.root / f"{collection}.old",
-                             self.root / f"{collection}.indexed")
+        live, old, marker = self._swap_paths(collection)
         # From here on the copy is the shard: _finish_swap completes an interrupted swap.
         self._write_json(marker, {"copy": aside.name})
         self._shards.pop(collection).close()
@@ -321,8 +328,7 @@ class EdgeBackend:
 
     def _finish_swap(self, collection: str) -> None:
         """Complete or undo an interrupted swap; remove what builds left behind."""
-        live, old, marker = (self.root / collection, self.root / f"{collection}.old",
-                             self.root / f"{collection}.indexed")
+        live, old, marker = self._swap_paths(collection)
         if not live.exists():
             copy = (self.root / json.loads(marker.read_text())["copy"]
                     if marker.exists() else old)
