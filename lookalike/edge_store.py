@@ -82,7 +82,7 @@ class EdgeOptions:
 
     def index_threshold(self, dim: int) -> int:
         """Unindexed vectors of `dim` that make the engine build an index."""
-        return int(self.indexing_threshold_kb * 1024 / (dim * BYTES_PER_DIM.get(self.datatype, 4)))
+        return int(self.indexing_threshold_kb * 1024 / (dim * BYTES_PER_DIM[self.datatype]))
 
     def config(self, dim: int) -> qe.EdgeConfig:
         if self.datatype not in DATATYPES:
@@ -339,7 +339,7 @@ class EdgeBackend:
             for leftover in self.root.glob(f"{collection}.indexing-*"):
                 shutil.rmtree(leftover, ignore_errors=True)
 
-    def index_in_background(self, collection: str, every_s: float) -> threading.Thread:
+    def index_in_background(self, collection: str, every_s: float) -> None:
         """Every `every_s` seconds, index the collection if it needs it."""
         def loop() -> None:
             while True:  # first check at once: a restart may find a catalogue to index
@@ -354,9 +354,7 @@ class EdgeBackend:
                 if self._closed.wait(every_s):
                     return
 
-        thread = threading.Thread(target=loop, name="lookalike-indexer", daemon=True)
-        thread.start()
-        return thread
+        threading.Thread(target=loop, name="lookalike-indexer", daemon=True).start()
 
     def close(self) -> None:
         self._closed.set()
