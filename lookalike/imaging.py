@@ -3,16 +3,27 @@
 The header is read first (Pillow parses it without decoding pixels) so that a
 decompression bomb is refused before any memory is spent; OpenCV then decodes,
 applying the EXIF orientation, converting grey/alpha/16-bit/CMYK to 8-bit RGB.
+
+Memory stays bounded within the limits too: a valid image can still be large (a 143 KB
+PNG may declare 7000x7000), so large JPEGs are decoded at reduced scale by libjpeg, the
+pixels being decoded at once across threads are bounded (`Limits.max_decoding_pixels`:
+further decodes wait their turn), and what is returned is at most MAX_SIDE on its long
+side: the pipeline needs a 224 px CNN input and local features of a few hundred pixels.
 """
 
 from __future__ import annotations
 
 import io
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
+
+from lookalike.config import Settings
 
 # lookalike applies its own pixel limit (Limits.max_pixels) right after reading the header,
 # with a message that names the limit; Pillow's global one would pre-empt it.
@@ -21,6 +32,7 @@ Image.MAX_IMAGE_PIXELS = None
 # Formats OpenCV decodes and shops send; GIF (animation) and the rest are refused by name.
 ACCEPTED_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "BMP", "TIFF"})
 MAX_ASPECT = 20.0
+MAX_SIDE = 1600  # long side of a decoded image; larger ones are shrunk right after decoding
 
 
 class ImageRejected(ValueError):
@@ -36,10 +48,44 @@ class Limits:
     max_bytes: int = 20 * 1024 * 1024
     max_pixels: int = 50_000_000
     min_side: int = 16
+    # In this process, across threads; a PNG decode peaks at about 6 bytes per pixel.
+    max_decoding_pixels: int = 50_000_000
+
+    @classmethod
+    def of(cls, settings: Settings) -> Limits:
+        return cls(settings.max_image_bytes, settings.max_image_pixels, settings.min_image_side,
+                   settings.max_decoding_pixels)
 
 
-def probe(data: bytes, limits: Limits) -> tuple[str, int, int]:
-    """Format, width and height from the header alone; raises ImageRejected."""
+class _PixelBudget:
+    """A counting semaphore in pixels: how much may be being decoded at once."""
+
+    def __init__(self) -> None:
+        self._used, self._free = 0, threading.Condition()
+
+    @contextmanager
+    def hold(self, pixels: int, capacity: int) -> Iterator[None]:
+        pixels = min(pixels, capacity)  # one image over the budget still decodes, alone
+        with self._free:
+            self._free.wait_for(lambda: self._used + pixels <= capacity)
+            self._used += pixels
+        try:
+            yield
+        finally:
+            with self._free:
+                self._used -= pixels
+                self._free.notify_all()
+
+
+_DECODING = _PixelBudget()
+
+
+def probe(data: bytes, limits: Limits, echo: bool = True) -> tuple[str, int, int]:
+    """Format, width and height from the header alone; raises ImageRejected.
+
+    echo: name the first bytes of unrecognised data (the caller's own upload); never for
+    bytes fetched from a URL or path, which may be something the caller may not read.
+    """
     if not data:
         raise ImageRejected("empty image: 0 bytes")
     if len(data) > limits.max_bytes:
@@ -48,8 +94,9 @@ def probe(data: bytes, limits: Limits) -> tuple[str, int, int]:
         with Image.open(io.BytesIO(data)) as img:
             fmt, (width, height) = img.format or "", img.size
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        start = f" starting {data[:8]!r}" if echo else ""
         raise ImageRejected(
-            f"not a recognised image ({len(data):,} bytes starting {data[:8]!r}); "
+            f"not a recognised image ({len(data):,} bytes{start}); "
             f"accepted formats: {', '.join(sorted(ACCEPTED_FORMATS))}"
         ) from None
     if fmt not in ACCEPTED_FORMATS:
@@ -75,26 +122,33 @@ def probe(data: bytes, limits: Limits) -> tuple[str, int, int]:
     return fmt, width, height
 
 
-def decode(data: bytes, limits: Limits = Limits(), target_side: int = 224) -> np.ndarray:
-    """Decode to an RGB uint8 array (EXIF orientation applied).
+def decode(data: bytes, limits: Limits = Limits(), target_side: int = 224,
+           echo: bool = True) -> np.ndarray:
+    """Decode to an RGB uint8 array (EXIF orientation applied), at most MAX_SIDE long.
 
     Large JPEGs are decoded at 1/2, 1/4 or 1/8 scale when the result still has
     at least 2*target_side pixels on its short side: it is several times faster
     and the model sees a 224 px image anyway.
     """
-    fmt, width, height = probe(data, limits)
-    flags = cv2.IMREAD_COLOR
+    fmt, width, height = probe(data, limits, echo)
+    flags, scale = cv2.IMREAD_COLOR, 1
     if fmt == "JPEG":
         short = min(width, height)
         for scale, reduced in ((8, cv2.IMREAD_REDUCED_COLOR_8), (4, cv2.IMREAD_REDUCED_COLOR_4),
-                               (2, cv2.IMREAD_REDUCED_COLOR_2)):
-            if short // scale >= 2 * target_side:
+                               (2, cv2.IMREAD_REDUCED_COLOR_2), (1, cv2.IMREAD_COLOR)):
+            if short // scale >= 2 * target_side or scale == 1:
                 flags = reduced
                 break
-    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
-    if bgr is None or bgr.size == 0:
-        raise ImageRejected(f"corrupt {fmt} image: the decoder could not read its pixel data")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    with _DECODING.hold(-(-width // scale) * -(-height // scale), limits.max_decoding_pixels):
+        bgr = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+        if bgr is None or bgr.size == 0:
+            raise ImageRejected(f"corrupt {fmt} image: the decoder could not read its pixel data")
+        long_side = max(bgr.shape[:2])
+        if long_side > MAX_SIDE:  # the full-size buffer is freed as this returns
+            factor = MAX_SIDE / long_side
+            size = (max(1, round(bgr.shape[1] * factor)), max(1, round(bgr.shape[0] * factor)))
+            bgr = cv2.resize(bgr, size, interpolation=cv2.INTER_AREA)
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB, dst=bgr)
 
 
 def to_model_input(rgb: np.ndarray, side: int = 224) -> np.ndarray:

@@ -103,3 +103,40 @@ def test_large_jpeg_is_decoded_at_reduced_size() -> None:
 
 def test_model_input_is_the_whole_image_squashed() -> None:
     assert to_model_input(COFFEE).shape == (224, 224, 3)
+
+
+def test_large_images_come_back_at_most_max_side_long() -> None:
+    from lookalike.imaging import MAX_SIDE
+
+    wide = np.zeros((900, 4000, 3), np.uint8)
+    wide[:, 2000:] = (200, 30, 10)
+    out = decode(encode(wide, ".png"))
+    assert out.shape == (round(900 * MAX_SIDE / 4000), MAX_SIDE, 3)
+    assert tuple(out[10, -10]) == (200, 30, 10)  # RGB, right half still red
+
+
+def test_pixels_being_decoded_at_once_are_bounded() -> None:
+    import threading
+
+    from lookalike.imaging import _PixelBudget
+
+    budget, inside, most = _PixelBudget(), [0], [0]
+    lock = threading.Lock()
+
+    def decode_one() -> None:
+        with budget.hold(40, capacity=100):
+            with lock:
+                inside[0] += 40
+                most[0] = max(most[0], inside[0])
+            threading.Event().wait(0.05)
+            with lock:
+                inside[0] -= 40
+
+    threads = [threading.Thread(target=decode_one) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert most[0] == 80  # two at a time fit in 100 pixels, never three
+    with budget.hold(500, capacity=100):  # one image over the budget still decodes, alone
+        pass
