@@ -10,19 +10,27 @@ import hashlib
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from platformdirs import user_data_dir
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
+class ConfigError(ValueError):
+    """The service cannot start with these settings; the message says what to change."""
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LOOKALIKE_", env_file=".env", extra="ignore")
 
-    # Redis: Celery broker, result backend and ingest job records.
+    # Redis: Celery broker and ingest job records. Its password comes apart from the URL (a
+    # Secret in Kubernetes, .env in compose): anyone reaching an open Redis could queue chunks.
     redis_url: str = Field(
         "redis://127.0.0.1:6379/0", validation_alias=AliasChoices("REDIS_URL", "LOOKALIKE_REDIS_URL")
     )
+    redis_password: str = Field(
+        "", validation_alias=AliasChoices("REDIS_PASSWORD", "LOOKALIKE_REDIS_PASSWORD"))
     # Empty: embedded Qdrant under data_dir (one process only). Set: a Qdrant server.
     qdrant_url: str = Field("", validation_alias=AliasChoices("QDRANT_URL", "LOOKALIKE_QDRANT_URL"))
     qdrant_api_key: str = Field(
@@ -43,9 +51,17 @@ class Settings(BaseSettings):
     # Calls in progress at once (running or waiting for a thread); beyond that a call is
     # answered RESOURCE_EXHAUSTED at once instead of queueing without bound.
     max_concurrent_rpcs: int = 32
-    # Request size limits: one search photo; one SubmitIngest batch (the gRPC message limit).
+    # Streaming calls (health Watch, reflection) hold a handler thread each: at most this many
+    # at once, each ended after stream_lifetime_s, so they can never starve the API.
+    max_streams: int = 2
+    stream_lifetime_s: float = 60.0
+    # Server reflection (grpcurl without the proto); needs a read key when keys are on.
+    reflection: bool = True
+    # Request size limits, checked per method before a request is parsed: one search photo;
+    # one SubmitIngest batch (also the gRPC message limit) and its items.
     max_search_bytes: int = 16 * 1024 * 1024
-    max_ingest_bytes: int = 64 * 1024 * 1024
+    max_ingest_bytes: int = 24 * 1024 * 1024
+    max_ingest_items: int = 1000
     default_top_k: int = 10
     max_top_k: int = 100
 
@@ -69,9 +85,14 @@ class Settings(BaseSettings):
     max_image_pixels: int = 50_000_000
     min_image_side: int = 16
     max_image_bytes: int = 20 * 1024 * 1024
+    # Pixels being decoded at once in a process (further decodes wait): bounds memory
+    # whatever the mix of concurrent requests.
+    max_decoding_pixels: int = 50_000_000
 
-    # Observability: Prometheus /metrics port (0: off) and JSON log lines.
+    # Observability: Prometheus /metrics port (0: off) and address (empty: the host of
+    # `listen`, so a loopback service keeps its metrics on loopback), JSON log lines.
     metrics_port: int = 9464
+    metrics_host: str = ""
     log_json: bool = True
     log_level: str = "INFO"
 
@@ -86,6 +107,8 @@ class Settings(BaseSettings):
     retry_backoff_s: int = 2
     fetch_timeout_s: float = 10.0
     job_ttl_s: int = 7 * 24 * 3600
+    # GetStats counts are cached this long (a delete through this process refreshes them).
+    stats_cache_s: float = 5.0
 
     # --- Vector store (lookalike/store.py; measured by bench/vector_store.py) ---
     # Embedded store (QDRANT_URL empty), applied to collections created from now on.
@@ -104,6 +127,12 @@ class Settings(BaseSettings):
     shard_number: int = 0
     replication_factor: int = 0
     write_consistency_factor: int = 0
+    # Qdrant server collections (created from now on), as Qdrant recommends for millions of
+    # vectors: int8 scalar quantisation kept in RAM, searched with oversampling and rescored
+    # with the originals, which stay on disk with the payload (docs/scaling.md).
+    server_quantization: Literal["int8", "none"] = "int8"
+    server_on_disk: bool = True
+    server_oversampling: float = 2.0
     # --- end vector store ---
 
     @staticmethod
@@ -121,6 +150,22 @@ class Settings(BaseSettings):
     @property
     def ingest_root_list(self) -> list[Path]:
         return [Path(root).resolve() for root in self._split(self.ingest_roots)]
+
+    @property
+    def redis_dsn(self) -> str:
+        """redis_url with redis_password in it (when set): what the clients connect with."""
+        if not self.redis_password:
+            return self.redis_url
+        parts = urlsplit(self.redis_url)
+        netloc = f":{quote(self.redis_password, safe='')}@{parts.netloc.rpartition('@')[2]}"
+        return urlunsplit(parts._replace(netloc=netloc))
+
+    @property
+    def metrics_address(self) -> str:
+        if self.metrics_host:
+            return self.metrics_host
+        host = self.listen.rsplit(":", 1)[0].strip("[]")
+        return "0.0.0.0" if host in ("", "::", "0.0.0.0") else host
 
     @property
     def embedded(self) -> bool:

@@ -11,17 +11,16 @@ from __future__ import annotations
 import contextvars
 import logging
 import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
-import grpc
 import redis
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from pythonjsonlogger.json import JsonFormatter
+
+from lookalike.config import ConfigError
 
 REQUESTS = Counter("lookalike_grpc_requests_total", "gRPC requests handled",
                    ["method", "code"])
@@ -31,6 +30,8 @@ STAGE = Histogram("lookalike_stage_seconds", "Time per pipeline stage", ["stage"
                   buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
 INGEST_ITEMS = Counter("lookalike_ingest_items_total", "Catalogue images processed by workers",
                        ["outcome"])
+SEARCHES_ABANDONED = Counter("lookalike_searches_abandoned_total",
+                             "Searches whose caller had gone (deadline, cancel) before the CNN ran")
 MODEL = Gauge("lookalike_model_info", "The embedding model this process runs", ["model"])
 UNINDEXED = Gauge("lookalike_unindexed_vectors",
                   "Vectors the embedded store searches exhaustively (outside its HNSW index)")
@@ -67,41 +68,16 @@ class QueueDepth(Collector):
         yield family
 
 
-def start_metrics(port: int, redis_url: str, queue: str, model_id: str) -> None:
+def start_metrics(port: int, redis_url: str, queue: str, model_id: str,
+                  host: str = "0.0.0.0") -> None:
     MODEL.labels(model_id).set(1)
     if port:
+        try:
+            start_http_server(port, addr=host)
+        except OSError as exc:
+            raise ConfigError(f"cannot serve metrics on {host}:{port} ({exc.strerror}): set "
+                              "LOOKALIKE_METRICS_PORT to a free port, or 0 for none") from None
         REGISTRY.register(QueueDepth(redis_url, queue))
-        start_http_server(port)
-
-
-class MetricsInterceptor(grpc.ServerInterceptor):
-    """Counts and times every unary call; gives each a request id (x-request-id or new)."""
-
-    def intercept_service(self, continuation: Callable, details: grpc.HandlerCallDetails) -> Any:
-        handler = continuation(details)
-        if handler is None or handler.unary_unary is None:
-            return handler
-        method = details.method.rsplit("/", 1)[-1]
-        request_id = dict(details.invocation_metadata or ()).get("x-request-id") or uuid.uuid4().hex
-        inner = handler.unary_unary
-
-        def wrapped(request: Any, context: grpc.ServicerContext) -> Any:
-            token = context_id.set(request_id)
-            started = time.perf_counter()
-            code = grpc.StatusCode.OK
-            try:
-                return inner(request, context)
-            except Exception:
-                code = context.code() or grpc.StatusCode.UNKNOWN
-                raise
-            finally:
-                LATENCY.labels(method).observe(time.perf_counter() - started)
-                REQUESTS.labels(method, code.name).inc()
-                context_id.reset(token)
-
-        return grpc.unary_unary_rpc_method_handler(
-            wrapped, request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer)
 
 
 class _ContextFilter(logging.Filter):

@@ -57,3 +57,11 @@ def test_logs_are_json_with_request_and_job_ids(running, sample: Path) -> None:
     assert any(line.get("id") == "req-123" and "queued" in line["message"] for line in lines)
     assert any(line.get("id") == response.job_id and "stored" in line["message"]
                for line in lines)
+
+
+def test_metrics_listen_where_the_service_does(running) -> None:
+    """The service listens on 127.0.0.1: so do its metrics (LOOKALIKE_METRICS_HOST unset)."""
+    assert httpx.get(running.metrics_url, timeout=5).status_code == 200
+    elsewhere = running.metrics_url.replace("127.0.0.1", "127.0.0.2")
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(elsewhere, timeout=5)

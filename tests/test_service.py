@@ -4,6 +4,7 @@ TF model -> embedded Qdrant, and back."""
 from __future__ import annotations
 
 import csv
+import uuid
 from pathlib import Path
 
 import cv2
@@ -28,7 +29,7 @@ def queries(sample: Path) -> list[tuple[bytes, str]]:
 
 
 @pytest.fixture(scope="module")
-def catalogue(client: Client, sample: Path) -> list[pb.Job]:
+def catalogue(client: Client, sample: Path) -> bulk.IngestOutcome:
     return bulk.ingest(client, read_catalogue(sample / "catalogue.csv"))
 
 
@@ -44,9 +45,10 @@ def test_health_and_reflection(client: Client) -> None:
     assert {"lookalike.v1.Lookalike", "grpc.health.v1.Health"} <= names
 
 
-def test_catalogue_is_stored_and_described(client: Client, catalogue: list[pb.Job]) -> None:
-    (job,) = catalogue
-    assert (job.state, job.total, job.done, job.failed) == (pb.Job.DONE, 14, 14, 0)
+def test_catalogue_is_stored_and_described(client: Client, catalogue: bulk.IngestOutcome) -> None:
+    assert {job.state for job in catalogue.jobs} == {pb.Job.DONE}
+    assert sum(job.total for job in catalogue.jobs) == catalogue.done == 14
+    assert catalogue.failures == []
     stats = client.stats()
     assert (stats.points, stats.products, stats.vector_size) == (14, 14, 1280)
     assert stats.model_name == DEFAULT_MODEL and stats.model_version == MODELS[DEFAULT_MODEL].version
@@ -87,8 +89,7 @@ def test_filters_and_min_score(client: Client, sample: Path, catalogue) -> None:
 def test_resubmitting_the_catalogue_does_not_duplicate(client: Client, sample: Path,
                                                        catalogue) -> None:
     before = client.stats().points
-    (job,) = bulk.ingest(client, read_catalogue(sample / "catalogue.csv"))
-    assert job.done == 14
+    assert bulk.ingest(client, read_catalogue(sample / "catalogue.csv")).done == 14
     assert client.stats().points == before
 
 
@@ -139,7 +140,7 @@ def test_oversized_search_is_resource_exhausted(client: Client) -> None:
 
 def test_unknown_job_is_not_found(client: Client) -> None:
     with pytest.raises(grpc.RpcError) as err:
-        client.job("no-such-job")
+        client.job(uuid.uuid4().hex)
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
 
 
