@@ -618,9 +618,9 @@ class Bench:
                 log(f"  ingesting {len(entries)} images ({len(self.data.gallery)} gallery + "
                     f"{len(entries) - len(self.data.gallery)} store photos) through SubmitIngest")
                 t = time.perf_counter()
-                jobs = ingest(client, entries, poll_s=0.1)
+                outcome = ingest(client, entries, poll_s=0.1)
                 wall = time.perf_counter() - t
-                done, failed = sum(j.done for j in jobs), sum(j.failed for j in jobs)
+                done, failed = outcome.done, len(outcome.failures)
                 points = client.stats().points
         except Exception:
             print(svc.log_tail(), file=sys.stderr)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
 GOOGLE_COLUMNS = ["image_uri", "image_id", "product_set_id", "product_id", "category", "title",
@@ -67,6 +68,8 @@ def read_csv(path: Path, base: Path | None = None) -> list[Entry]:
         uri, product_id = record.get("image_uri", ""), record.get("product_id", "")
         if not uri or not product_id:
             raise ValueError(f"{path}:{number}: image_uri and product_id are required")
+        if uri.startswith("file://"):  # a local file, sent as bytes like any path
+            uri = unquote(urlsplit(uri).path)
         if "://" not in uri and not Path(uri).is_absolute():
             uri = str((base / uri).resolve())
         entries.append(Entry(

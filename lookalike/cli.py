@@ -11,8 +11,10 @@ from typing import Annotated, Optional
 import grpc
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from lookalike.config import get_settings
 
@@ -21,6 +23,16 @@ app = typer.Typer(help="lookalike: find the catalogue products that look like a 
 console = Console()
 ServerOpt = Annotated[Optional[str], typer.Option("--server", "-s",
                       help="query service address [env LOOKALIKE_SERVER]")]
+
+
+def _row(*cells: object) -> list[Text]:
+    """Table cells as plain text: product ids and titles are data, never Rich markup."""
+    return [Text(str(cell)) for cell in cells]
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    console.print(f"[red]{escape(message)}[/]")
+    return typer.Exit(code)
 
 
 def _client(server: str | None):
@@ -46,15 +58,15 @@ def serve(
     )] = None,
 ) -> None:
     """Run the gRPC query service (with the embedded store: worker included)."""
-    from lookalike.access import ConfigError
+    from lookalike.config import ConfigError
+    from lookalike.lock import StoreLocked
     from lookalike.server import serve as run
 
     _logging()
     try:
         run(all_in_one)
-    except ConfigError as exc:
-        console.print(f"[red]{exc}[/]")
-        raise typer.Exit(2) from None
+    except (ConfigError, StoreLocked) as exc:
+        raise _fail(str(exc)) from None
 
 
 @app.command()
@@ -69,6 +81,22 @@ def worker() -> None:
 
     _logging()
     run_worker(metrics=True)
+
+
+@app.command("worker-health")
+def worker_health(
+    timeout_s: Annotated[float, typer.Option(help="how long to wait for the answer")] = 20.0,
+) -> None:
+    """Exit 0 when this host's Celery worker answers a ping over Redis (container probes)."""
+    import socket
+
+    from celery import Celery
+
+    node = f"celery@{socket.gethostname()}"
+    answer = Celery(broker=get_settings().redis_dsn).control.ping(destination=[node],
+                                                                  timeout=timeout_s)
+    console.print(f"{node} {'answers' if answer else 'does not answer'}")
+    raise typer.Exit(0 if answer else 1)
 
 
 @app.command()
@@ -95,7 +123,7 @@ def _progress() -> Progress:
                     TextColumn("{task.fields[note]}"), TimeElapsedColumn(), console=console)
 
 
-def _ingest(client, entries) -> list:
+def _ingest(client, entries, stall_s: float | None = None):
     from lookalike import bulk
 
     with _progress() as progress:
@@ -105,17 +133,19 @@ def _ingest(client, entries) -> list:
             progress.update(task, total=total, completed=done + failed,
                             note=f"{done} stored, {failed} failed")
 
-        jobs = bulk.ingest(client, entries, update)
-    failures = [f for job in jobs for f in job.failures]
-    done = sum(j.done for j in jobs)
-    console.print(f"[green]{done} stored[/], [{'red' if failures else 'green'}]"
-                  f"{len(failures)} failed[/] (jobs: {', '.join(j.job_id for j in jobs)})")
+        try:
+            outcome = bulk.ingest(client, entries, update, stall_s=stall_s or bulk.STALL_S)
+        except bulk.IngestStalled as exc:
+            raise _fail(str(exc), 3) from None
+    failures = outcome.failures
+    console.print(f"[green]{outcome.done} stored[/], [{'red' if failures else 'green'}]"
+                  f"{len(failures)} failed[/] (jobs: {', '.join(j.job_id for j in outcome.jobs)})")
     if failures:
         table = Table("product", "image", "reason", title="Failed items")
         for f in failures:
-            table.add_row(f.product_id, f.image_id, f.reason)
+            table.add_row(*_row(f.product_id, f.image_id, f.reason))
         console.print(table)
-    return jobs
+    return outcome
 
 
 @app.command()
@@ -123,24 +153,26 @@ def ingest(
     catalogue: Annotated[Path, typer.Argument(help="CSV, benchmark folder (gallery.csv), "
                                               "or folder of product folders")],
     server: ServerOpt = None,
+    stall_timeout: Annotated[float, typer.Option(
+        help="give up waiting when no image was processed for this many seconds")] = 300.0,
 ) -> None:
     """Load catalogue images into the service, with a live progress bar."""
     from lookalike.catalogue import read_catalogue
 
     entries = read_catalogue(catalogue)
-    console.print(f"{len(entries)} images of {len({e.product_id for e in entries})} products "
-                  f"from {catalogue}")
+    console.print(escape(f"{len(entries)} images of {len({e.product_id for e in entries})} "
+                         f"products from {catalogue}"))
     with _client(server) as client:
-        jobs = _ingest(client, entries)
-    raise typer.Exit(1 if any(j.failed for j in jobs) else 0)
+        outcome = _ingest(client, entries, stall_timeout)
+    raise typer.Exit(1 if outcome.failures else 0)
 
 
 def _print_matches(response, title: str) -> None:
-    table = Table("#", "product", "score", "category", "title", "image", title=title)
+    table = Table("#", "product", "score", "category", "title", "image", title=escape(title))
     for rank, m in enumerate(response.matches, start=1):
-        table.add_row(str(rank), m.product_id, f"{m.score:.3f}", m.category, m.title, m.image_id)
+        table.add_row(*_row(rank, m.product_id, f"{m.score:.3f}", m.category, m.title, m.image_id))
     console.print(table)
-    console.print(f"model {response.model}, {response.server_ms:.1f} ms in the server")
+    console.print(escape(f"model {response.model}, {response.server_ms:.1f} ms in the server"))
 
 
 @app.command()
@@ -160,8 +192,7 @@ def search(
         try:
             response = client.search(data, top_k, category or (), label or (), min_score)
         except grpc.RpcError as exc:
-            console.print(f"[red]{exc.code().name}: {exc.details()}[/]")
-            raise typer.Exit(1) from None
+            raise _fail(f"{exc.code().name}: {exc.details()}", 1) from None
     if as_json:
         from google.protobuf.json_format import MessageToDict
 
@@ -173,7 +204,7 @@ def search(
         from lookalike.imaging import decode
 
         sheets.render([sheets.query_row(decode(data), response.matches)], sheet)
-        console.print(f"contact sheet: {sheet}")
+        console.print(escape(f"contact sheet: {sheet}"))
 
 
 @app.command()
@@ -181,8 +212,8 @@ def stats(server: ServerOpt = None) -> None:
     """Catalogue size and the model that embedded it."""
     with _client(server) as client:
         s = client.stats()
-    console.print(f"collection {s.collection}: {s.points} images of {s.products} products, "
-                  f"model {s.model_name}@{s.model_version} ({s.vector_size}-d)")
+    console.print(escape(f"collection {s.collection}: {s.points} images of {s.products} "
+                         f"products, model {s.model_name}@{s.model_version} ({s.vector_size}-d)"))
 
 
 @app.command()
@@ -214,6 +245,7 @@ def reindex(
     embedded store, stop `lookalike serve` first (one process owns the store).
     """
     from lookalike import runtime
+    from lookalike.lock import StoreLocked
     from lookalike.reindex import reindex as run
 
     settings = get_settings()
@@ -223,14 +255,10 @@ def reindex(
             report = run(settings, model, runtime.jobs(),
                          lambda done, total: progress.update(task, completed=done, total=total),
                          force=force)
-    except RuntimeError as exc:
-        if "already accessed" not in str(exc):
-            raise
-        console.print(f"[red]The embedded store at {settings.data_dir} is in use: stop "
-                      f"`lookalike serve` first (one process owns an embedded store).[/]")
-        raise typer.Exit(2) from None
+    except StoreLocked as exc:
+        raise _fail(str(exc)) from None
     for f in report.failures:
-        console.print(f"[red]failed[/] {f.product_id}/{f.image_id}: {f.reason}")
+        console.print(f"[red]failed[/] {escape(f'{f.product_id}/{f.image_id}: {f.reason}')}")
     console.print(f"{report.stored} of {report.images} images re-embedded into "
                   f"{report.target_collection} (from {report.source_collection}); "
                   + ("now live" if report.promoted else "[yellow]not made live[/]"))
@@ -253,20 +281,24 @@ def optimize() -> None:
     if not settings.embedded:
         console.print("A Qdrant server builds its indexes itself: nothing to do.")
         return
+    from lookalike.lock import StoreLocked
     from lookalike.store import CatalogueStore, ModelMismatch, open_client
 
-    store = CatalogueStore(open_client(settings), settings.collection, model_id(settings.model),
-                           dim=0)
+    try:
+        client = open_client(settings)
+    except StoreLocked as exc:
+        raise _fail(str(exc)) from None
+    store = CatalogueStore(client, settings.collection, model_id(settings.model), dim=0)
     if not store.live_model():
-        console.print(f"[red]No catalogue {settings.collection!r} in {settings.data_dir}: "
-                      "nothing to index.[/]")
-        raise typer.Exit(1)
+        store.close()
+        raise _fail(f"No catalogue {settings.collection!r} in {settings.data_dir}: "
+                    "nothing to index.", 1)
     started = time.perf_counter()
     try:
         points = store.count()
     except ModelMismatch as exc:
-        console.print(f"[red]{exc}[/]")
-        raise typer.Exit(1) from None
+        store.close()
+        raise _fail(str(exc), 1) from None
     console.print(f"indexing {points:,} vectors of {store.collection} (a minute or so per 100k)")
     with console.status("indexing ..."):
         changed = store.optimize()
@@ -311,14 +343,14 @@ def evaluate(
     summary = report.summary()
     table = Table("category", "queries", "R@1", "R@5", title=f"{bench.name}: per category")
     for category, (n, r1, r5) in report.by_category().items():
-        table.add_row(category, str(n), f"{r1:.3f}", f"{r5:.3f}")
+        table.add_row(*_row(category, n, f"{r1:.3f}", f"{r5:.3f}"))
     console.print(table)
     console.print(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
                            for k, v in summary.items()))
     if json_out:
         json_out.write_text(json.dumps(summary, indent=2) + "\n")
     picture.write(report, {e.product_id: e.uri for e in gallery}, report_png)
-    console.print(f"report: {report_png}")
+    console.print(escape(f"report: {report_png}"))
 
 
 @app.command()

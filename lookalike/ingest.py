@@ -1,7 +1,7 @@
 """One chunk of catalogue images: fetch, decode, embed as one batch, store, report.
 
-A bad item fails alone with its reason; the rest of the chunk is stored. Items
-travel in the Celery message as msgpack (image bytes as they are).
+A bad item fails alone with its reason, whatever goes wrong reading it; the rest of the
+chunk is stored. Items travel in the Celery message as msgpack (image bytes as they are).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from lookalike.embedding import Embedder
 from lookalike.imaging import ImageRejected, Limits, decode
 from lookalike.jobs import JobStore
 from lookalike.observability import INGEST_ITEMS
-from lookalike.sources import FetchError, fetch
+from lookalike.sources import FetchError, fetch, redact
 from lookalike.store import CatalogueImage, CatalogueStore
 
 log = logging.getLogger(__name__)
@@ -40,19 +40,25 @@ class ItemMessage(TypedDict, total=False):
 _LOADERS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="lookalike-load")
 
 
-def limits(settings: Settings) -> Limits:
-    return Limits(settings.max_image_bytes, settings.max_image_pixels, settings.min_image_side)
-
-
-def load(item: ItemMessage, settings: Settings, trusted: bool = False) -> np.ndarray:
-    """trusted: the reference comes from the operator (reindex), not from a request."""
+def load(item: ItemMessage, settings: Settings) -> np.ndarray:
+    """Every reference is confined the same way, whoever gave it (a request or reindex)."""
     if "image" in item:
-        data = item["image"]
-    else:
-        data = fetch(item["uri"], settings.max_image_bytes, settings.fetch_timeout_s,
-                     roots=None if trusted else settings.ingest_root_list,
-                     allow_private=trusted or settings.allow_private_urls)
-    return decode(data, limits(settings), Embedder.side)
+        return decode(item["image"], Limits.of(settings), Embedder.side)
+    data = fetch(item["uri"], settings.max_image_bytes, settings.fetch_timeout_s,
+                 roots=settings.ingest_root_list, allow_private=settings.allow_private_urls)
+    # No echo of the first bytes: they may be something the caller may not read.
+    return decode(data, Limits.of(settings), Embedder.side, echo=False)
+
+
+def load_or_reason(item: ItemMessage, settings: Settings) -> np.ndarray | str:
+    """The pixels, or why this item fails: no exception may take its chunk down with it."""
+    try:
+        return load(item, settings)
+    except (ImageRejected, FetchError) as exc:
+        return str(exc)
+    except Exception as exc:  # noqa: BLE001 - a bug or an odd input: this item fails alone
+        log.exception("item %s/%s: unexpected error", item.get("product_id"), item.get("image_id"))
+        return f"could not read the image: {type(exc).__name__}: {redact(str(exc))[:200]}"
 
 
 def catalogue_image(item: ItemMessage, view: int = 0) -> CatalogueImage:
@@ -63,6 +69,7 @@ def catalogue_image(item: ItemMessage, view: int = 0) -> CatalogueImage:
         title=item.get("title", ""),
         labels=tuple(item.get("labels", ())),
         source=item.get("source", ""),
+        uri=item.get("uri", ""),
         view=view,
     )
 
@@ -74,22 +81,16 @@ def process_chunk(
     store: CatalogueStore,
     jobs: JobStore,
     settings: Settings,
-    trusted: bool = False,
 ) -> int:
     """Store the good items of a chunk; returns how many were stored.
 
     Store errors propagate (StoreUnavailable) so the task can retry the chunk;
     item failures already recorded stay recorded exactly once.
     """
-    def load_or_reason(item: ItemMessage) -> np.ndarray | str:
-        try:
-            return load(item, settings, trusted)
-        except (ImageRejected, FetchError) as exc:
-            return str(exc)
-
     good: list[ItemMessage] = []
     pixels: list[np.ndarray] = []
-    for item, loaded in zip(items, _LOADERS.map(load_or_reason, items)):
+    loaded_items = _LOADERS.map(lambda item: load_or_reason(item, settings), items)
+    for item, loaded in zip(items, loaded_items):
         if isinstance(loaded, str):
             fail(jobs, job_id, item, loaded)
             INGEST_ITEMS.labels("rejected").inc()

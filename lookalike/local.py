@@ -22,8 +22,8 @@ def free_port() -> int:
 
 def start_service(data_dir: Path, env: dict[str, str] | None = None,
                   log_path: Path | None = None, ready_timeout_s: float = 180,
-                  client_options: dict | None = None,
-                  port: int | None = None) -> tuple[subprocess.Popen, str]:
+                  client_options: dict | None = None, port: int | None = None,
+                  args: tuple[str, ...] = ()) -> tuple[subprocess.Popen, str]:
     """Start `lookalike serve` (embedded store + worker) and wait until it is healthy.
 
     Without authentication unless env says otherwise; client_options (tls_ca, ...) are
@@ -36,7 +36,7 @@ def start_service(data_dir: Path, env: dict[str, str] | None = None,
     log_path = log_path or Path(data_dir) / "service.log"
     Path(log_path).parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "lookalike", "serve"], env=child_env,
+        proc = subprocess.Popen([sys.executable, "-m", "lookalike", "serve", *args], env=child_env,
                                 stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + ready_timeout_s
     with Client(target, **(client_options or {})) as client:

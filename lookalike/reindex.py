@@ -5,6 +5,10 @@ images' sources (paths or URLs kept in the payload) through the same chunk pipel
 the worker runs; then the catalogue alias moves to it in one atomic step. Services
 still running the old model keep searching the old collection until they restart.
 Images ingested as raw bytes have no source to re-read: they are reported, not guessed.
+
+Sources are re-read under the same confinement as ingest (LOOKALIKE_INGEST_ROOTS, no
+private URLs unless allowed): a caller with a write key chose them, so reindex may not
+read anything ingest would have refused. Each image fails alone.
 """
 
 from __future__ import annotations
@@ -37,8 +41,11 @@ def _keys(store: CatalogueStore, collection: str) -> set[tuple[str, str]]:
     return {(p.get("product_id", ""), p.get("image_id", "")) for p in _payloads(store, collection)}
 
 
-def _rereadable(source: str) -> bool:
-    return bool(source) and source != "upload"
+def _reference(payload: dict) -> str:
+    """What to re-read: the reference the service read at ingest, else the caller's source
+    (catalogues written before `uri` was recorded; CLI uploads name their local path)."""
+    reference = payload.get("uri") or payload.get("source", "")
+    return "" if reference == "upload" else reference
 
 
 def reindex(settings: Settings, model: str, jobs: JobStore,
@@ -72,16 +79,16 @@ def reindex(settings: Settings, model: str, jobs: JobStore,
         items = [ItemMessage(index=i, product_id=p["product_id"], image_id=p["image_id"],
                              category=p.get("category", ""), title=p.get("title", ""),
                              labels=list(p.get("labels", [])), source=p.get("source", ""),
-                             uri=p.get("source", ""))
+                             uri=_reference(p))
                  for i, p in enumerate(todo.values())]
         report.images += len(items)
-        for item in [i for i in items if not _rereadable(i["source"])]:
+        for item in [i for i in items if not i["uri"]]:
             items.remove(item)
             jobs.record_failure(job_id, item["index"], item["product_id"], item["image_id"],
                                 "ingested as bytes without a source path or URL: ingest it again")
         for start in range(0, len(items), settings.chunk_size):
             report.stored += process_chunk(job_id, items[start : start + settings.chunk_size],
-                                           embedder, target, jobs, settings, trusted=True)
+                                           embedder, target, jobs, settings)
             on_progress(min(start + settings.chunk_size, len(items)), len(items))
         report.failures += jobs.get(job_id).failures
     if promote and (force or not report.failures):

@@ -26,7 +26,7 @@ from lookalike.store import ModelMismatch, StoreUnavailable
 log = logging.getLogger(__name__)
 settings = get_settings()
 
-app = Celery("lookalike", broker=settings.redis_url)
+app = Celery("lookalike", broker=settings.redis_dsn)
 app.conf.update(
     task_acks_late=True,
     task_reject_on_worker_lost=True,
@@ -70,13 +70,23 @@ def ingest_chunk(self: Task, job_id: str, items: list[ItemMessage]) -> int:
                                                  self.request.retries, 60, full_jitter=True)
         log.warning("job %s: %s; retrying chunk in %ss", job_id, exc, delay)
         raise self.retry(exc=exc, countdown=delay) from exc
+    except Exception as exc:  # noqa: BLE001 - the chunk is acknowledged: report every item
+        # Outcomes already recorded (stored, or failed alone) stay as they are (HSETNX), so
+        # only the items this error kept from an outcome are reported, and the job ends.
+        log.exception("job %s: chunk failed", job_id)
+        for item in items:
+            fail(runtime.jobs(), job_id, item, f"internal error: {type(exc).__name__}")
+        INGEST_ITEMS.labels("failed").inc(len(items))
+        return 0
 
 
 def dispatch(job_id: str, items: list[ItemMessage], chunk_size: int) -> int:
     """Queue the items in chunks; returns the number of chunks."""
     chunks = [items[i : i + chunk_size] for i in range(0, len(items), chunk_size)]
     for chunk in chunks:
-        ingest_chunk.apply_async(args=(job_id, chunk), queue=settings.ingest_queue)
+        # Celery logs and publishes a task's argsrepr: never the URIs (credentials, tokens).
+        ingest_chunk.apply_async(args=(job_id, chunk), queue=settings.ingest_queue,
+                                 argsrepr=f"({job_id!r}, <{len(chunk)} items>)")
     return len(chunks)
 
 
@@ -88,8 +98,8 @@ def _warm(**_: object) -> None:
 
 
 def _standalone_metrics() -> None:
-    start_metrics(settings.metrics_port, settings.redis_url, settings.ingest_queue,
-                  runtime.embedder().model_id)
+    start_metrics(settings.metrics_port, settings.redis_dsn, settings.ingest_queue,
+                  runtime.embedder().model_id, settings.metrics_address)
 
 
 def run_worker(hostname: str | None = None, loglevel: str = "INFO",

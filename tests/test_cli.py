@@ -10,6 +10,8 @@ from pathlib import Path
 
 import cv2
 
+from lookalike.local import start_service, stop
+
 
 def lookalike(*args: str, server: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "LOOKALIKE_SERVER": server, "COLUMNS": "160"}
@@ -86,3 +88,41 @@ def test_optimize_indexes_an_embedded_store_offline(tmp_path: Path) -> None:
     store = CatalogueStore.open(settings, model_id(DEFAULT_MODEL), 1280, open_client(settings))
     assert store.client.unindexed(store.collection) == 0 and store.count() == 200
     store.close()
+
+
+def test_product_text_is_printed_as_it_is(service: str, sample: Path, tmp_path: Path) -> None:
+    """Rich markup in ids and titles is data: printed literally, never interpreted."""
+    image = sample / "catalogue" / "brick-tile.png"
+    (tmp_path / "cat.csv").write_text(
+        f"image_uri,product_id,title\n{image},[/],[bold red]Tile[/bold red] [link=x]y\n")
+    assert lookalike("ingest", str(tmp_path / "cat.csv"), server=service).returncode == 0
+    found = lookalike("search", str(image), "-k", "1", server=service)
+    assert found.returncode == 0, found.stdout + found.stderr
+    assert "[/]" in found.stdout and "[bold red]Tile[/bold red]" in found.stdout
+
+
+def test_file_uris_and_missing_files_are_rows_not_tracebacks(service: str, sample: Path,
+                                                              tmp_path: Path) -> None:
+    lamp = (sample / "catalogue" / "moon-lamp.png").resolve()
+    (tmp_path / "cat.csv").write_text(
+        f"image_uri,product_id\nfile://{lamp},lamp-by-uri\nfile:///no/such/photo.jpg,ghost\n"
+        "gs://bucket/photo.jpg,cloud\n")
+    result = lookalike("ingest", str(tmp_path / "cat.csv"), server=service)
+    assert result.returncode == 1 and "Traceback" not in result.stdout + result.stderr
+    assert "1 stored" in result.stdout and "2 failed" in result.stdout
+    assert "no such file: /no/such/photo.jpg" in result.stdout
+    assert "unsupported URI scheme 'gs'" in result.stdout
+
+
+def test_ingest_stops_waiting_when_nothing_moves(tmp_path: Path, sample: Path,
+                                                 service_env: dict[str, str]) -> None:
+    """No worker consumes the queue (a query-only service): the CLI says which job is stuck."""
+    proc, target = start_service(tmp_path / "data", service_env, args=("--query-only",))
+    try:
+        result = lookalike("ingest", str(sample / "catalogue.csv"), "--stall-timeout", "3",
+                           server=target)
+    finally:
+        stop(proc)
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "no progress for 3 s on job" in " ".join(result.stdout.split())
+    assert "0/14 0 stored, 0 failed" in " ".join(result.stdout.split()), result.stdout

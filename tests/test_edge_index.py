@@ -150,8 +150,8 @@ def test_lookalike_serve_indexes_what_it_ingests(tmp_path: Path, service_env: di
     proc, target = start_service(tmp_path, env=env)
     try:
         with Client(target) as client:
-            jobs = bulk.ingest(client, read_catalogue(sample / "catalogue.csv"))
-            assert sum(job.done for job in jobs) == 14  # 14 x 5 KB of float32 vectors > 20 KB
+            outcome = bulk.ingest(client, read_catalogue(sample / "catalogue.csv"))
+            assert outcome.done == 14  # 14 x 5 KB of float32 vectors > 20 KB
             deadline = time.monotonic() + 60
             while True:
                 text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text

@@ -162,10 +162,13 @@ class FlakyStore:
         self.store.upsert(images, vectors)
 
 
-@pytest.mark.parametrize("outage, stored", [(2, 3), (99, 0)])
-def test_store_outage_is_retried_then_reported(tmp_path: Path, sample: Path, redis_url: str,
-                                               monkeypatch: pytest.MonkeyPatch, outage: int,
-                                               stored: int) -> None:
+@pytest.fixture
+def real_worker(tmp_path: Path, sample: Path, redis_url: str, monkeypatch: pytest.MonkeyPatch):
+    """A real Celery worker (in a thread of this process) on a queue of its own: chunks go
+    through Redis as msgpack and are acknowledged late, as in production; its store and job
+    store are this test's (`parts`)."""
+    from celery.contrib.testing.worker import start_worker
+
     from lookalike import runtime, worker
     from lookalike.config import Settings
     from lookalike.embedding import Embedder
@@ -173,27 +176,64 @@ def test_store_outage_is_retried_then_reported(tmp_path: Path, sample: Path, red
     from lookalike.store import CatalogueStore
 
     settings = Settings(data_dir=tmp_path, qdrant_url="", store_retries=3, retry_backoff_s=0,
-                        ingest_roots=str(sample))
+                        ingest_roots=str(sample), redis_url=redis_url,
+                        queue=f"lookalike.test.{tmp_path.name}")
     embedder = Embedder()
-    real = CatalogueStore.open(settings, embedder.model_id, embedder.dim)
-    flaky, jobs = FlakyStore(real, outage), JobStore.from_url(redis_url, 600)
+    parts = {"store": CatalogueStore.open(settings, embedder.model_id, embedder.dim),
+             "jobs": JobStore.from_url(redis_url, 600)}
+    monkeypatch.setattr(worker, "settings", settings)
     monkeypatch.setattr(worker, "get_settings", lambda: settings)
     monkeypatch.setattr(runtime, "embedder", lambda: embedder)
-    monkeypatch.setattr(runtime, "store", lambda: flaky)
-    monkeypatch.setattr(runtime, "jobs", lambda: jobs)
+    monkeypatch.setattr(runtime, "store", lambda: parts["store"])
+    monkeypatch.setattr(runtime, "jobs", lambda: parts["jobs"])
+    with start_worker(worker.app, pool="solo", perform_ping_check=False,
+                      queues=[settings.ingest_queue], shutdown_timeout=60):
+        yield parts
+    parts["store"].close()
+
+
+def wait_for_job(jobs, job_id: str, timeout_s: float = 120):
+    wait_until(lambda: jobs.get(job_id).state.value == "DONE", timeout_s, f"job {job_id}")
+    return jobs.get(job_id)
+
+
+@pytest.mark.parametrize("outage, stored", [(2, 3), (99, 0)])
+def test_store_outage_is_retried_then_reported(real_worker, sample: Path, outage: int,
+                                               stored: int) -> None:
+    from lookalike.worker import dispatch
+
+    real, jobs = real_worker["store"], real_worker["jobs"]
+    flaky = real_worker["store"] = FlakyStore(real, outage)
     items = [{"index": i, "product_id": p.stem, "image_id": "front", "uri": str(p)}
              for i, p in enumerate(sorted((sample / "catalogue").glob("*.png"))[:3])]
     job_id = jobs.create(len(items))
-    worker.app.conf.task_always_eager = True  # the retry path runs in this process
-    try:
-        worker.ingest_chunk.apply(args=(job_id, items))
-    finally:
-        worker.app.conf.task_always_eager = False
-    report = jobs.get(job_id)
+    dispatch(job_id, items, chunk_size=3)
+    report = wait_for_job(jobs, job_id)
+    real_worker["store"] = real
     assert (report.done, report.failed, real.count()) == (stored, 3 - stored, stored)
     if stored:
         assert flaky.calls == outage + 1  # retried until the store came back
     else:
         assert flaky.calls == 4 and all("gave up after 3 retries" in f.reason
                                         for f in report.failures)
-    real.close()
+
+
+def test_malformed_references_fail_alone_and_the_job_ends(real_worker, sample: Path) -> None:
+    """References that slip past SubmitIngest's checks (or that reindex re-reads) must not take
+    their chunk down: each fails with its reason, the good images are stored, the job ends."""
+    from lookalike.worker import dispatch
+
+    jobs = real_worker["jobs"]
+    good = [{"index": i, "product_id": p.stem, "image_id": "front", "image": p.read_bytes()}
+            for i, p in enumerate(sorted((sample / "catalogue").glob("*.png"))[:3])]
+    bad = [{"index": 3 + i, "product_id": f"bad{i}", "image_id": "x", "uri": uri}
+           for i, uri in enumerate(["http://..example/x.jpg", "http://[::1",
+                                    f"http://{'a' * 64}.example/x.jpg", "/catalogue/a\x00.jpg"])]
+    job_id = jobs.create(7)
+    dispatch(job_id, good + bad, chunk_size=8)
+    report = wait_for_job(jobs, job_id, 60)
+    assert (report.done, report.failed) == (3, 4)
+    assert real_worker["store"].count() == 3
+    reasons = {f.product_id: f.reason for f in report.failures}
+    assert "invalid host name" in reasons["bad0"] and "malformed URI" in reasons["bad1"]
+    assert "control characters" in reasons["bad3"]

@@ -36,7 +36,8 @@ def test_reindex_moves_the_catalogue_to_a_new_model(
                          uri=str(sample / "catalogue" / f"{pid}.png"))
              for i, (pid, (_, category, title)) in enumerate(PRODUCTS.items())]
     items.append(ItemMessage(index=len(items), product_id="uploaded", image_id="x",
-                             source="upload", uri=str(sample / "catalogue" / "moon-lamp.png")))
+                             source="upload",
+                             image=(sample / "catalogue" / "moon-lamp.png").read_bytes()))
     assert process_chunk(jobs.create(len(items)), items, lite0, old, jobs, settings) == 15
     old.close()
 
@@ -60,3 +61,36 @@ def test_reindex_moves_the_catalogue_to_a_new_model(
     with pytest.raises(ModelMismatch, match="built by model 'lite0-b@b.1'"):
         CatalogueStore(new.client, settings.collection, "other@1", 3).search(np.ones(3), 1)
     new.close()
+
+
+def test_reindex_rereads_sources_under_the_ingest_confinement(
+    tmp_path: Path, sample: Path, redis_url: str, lite0: embedding.Embedder,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A write key chose each `source`: reindex may not read what ingest would have refused,
+    and one bad source fails alone."""
+    settings = Settings(data_dir=tmp_path, qdrant_url="", redis_url=redis_url, chunk_size=8,
+                        ingest_roots=str(sample))
+    jobs = JobStore.from_url(redis_url, ttl_s=600)
+    store = CatalogueStore.open(settings, lite0.model_id, lite0.dim)
+    image = (sample / "catalogue" / "coffee-cup.png").read_bytes()
+    hostile = {"passwd": "/etc/passwd", "metadata": "http://169.254.169.254/latest/meta-data",
+               "loopback": "http://127.0.0.1:1/x.jpg", "malformed": "http://[::1",
+               "nul": "/etc/passwd\x00.jpg"}
+    items = [ItemMessage(index=i, product_id=name, image_id="front", source=source, image=image)
+             for i, (name, source) in enumerate(hostile.items())]
+    items.append(ItemMessage(index=len(items), product_id="cup", image_id="front",
+                             uri=str(sample / "catalogue" / "coffee-cup.png"), source="cup.png"))
+    assert process_chunk(jobs.create(len(items)), items, lite0, store, jobs, settings) == 6
+    store.close()
+
+    monkeypatch.setitem(embedding.MODELS, "lite0-b", embedding.ModelSpec("b.1"))
+    report = reindex(settings, "lite0-b", jobs)
+    assert (report.images, report.stored, report.promoted) == (6, 1, False)
+    reasons = {f.product_id: f.reason for f in report.failures}
+    assert set(reasons) == set(hostile)
+    assert "outside the ingest roots" in reasons["passwd"]
+    assert "loopback/private/link-local" in reasons["metadata"]
+    assert "loopback/private/link-local" in reasons["loopback"]
+    assert "malformed URI" in reasons["malformed"] and "control characters" in reasons["nul"]
+    assert not any("root:" in reason for reason in reasons.values())
