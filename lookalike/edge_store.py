@@ -1,6 +1,7 @@
 """The embedded vector store: Qdrant's Rust engine in-process (qdrant-edge), a shard per collection.
 
 Layout under `<data_dir>/edge/`:
+    lock                    held (flock) by the one process that has the store open
     aliases.json            {"<catalogue>": "<collection>"}, replaced atomically (os.replace)
     <collection>/           the EdgeShard (segments + WAL); the engine locks it to one process
     <collection>.json       {"model": "<model id>", "dim": N}
@@ -40,6 +41,7 @@ from typing import Any
 import numpy as np
 import qdrant_edge as qe
 
+from lookalike.lock import FolderLock
 from lookalike.observability import INDEX_BUILDS, UNINDEXED
 
 log = logging.getLogger(__name__)
@@ -120,6 +122,8 @@ class EdgeBackend:
     def __init__(self, root: Path, options: EdgeOptions = EdgeOptions()) -> None:
         self.root, self.options = Path(root), options
         self.root.mkdir(parents=True, exist_ok=True)
+        self._owner = FolderLock(self.root)
+        self._owner.acquire()  # raises StoreLocked, naming the process that has it
         self._shards: dict[str, qe.EdgeShard] = {}
         self._models: dict[str, str] = {}
         self._lock = threading.RLock()
@@ -364,3 +368,4 @@ class EdgeBackend:
             for shard in self._shards.values():
                 shard.close()
             self._shards.clear()
+            self._owner.release()

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from lookalike.config import get_settings
 from lookalike.jobs import JobStore
-from lookalike.store import CatalogueStore
+from lookalike.store import Backend, CatalogueStore, open_client
 
 if TYPE_CHECKING:
     from lookalike.embedding import Embedder
@@ -28,9 +28,20 @@ def _embedder() -> Embedder:
 
 
 @lru_cache
+def _backend() -> Backend:
+    return open_client(get_settings())
+
+
+@lru_cache
 def _store() -> CatalogueStore:
     model = embedder()
-    return CatalogueStore.open(get_settings(), model.model_id, model.dim)
+    return CatalogueStore.open(get_settings(), model.model_id, model.dim, backend())
+
+
+def backend() -> Backend:
+    """The vector engine: an embedded store is locked to this process from here on."""
+    with _init_lock:
+        return _backend()
 
 
 def embedder() -> Embedder:
@@ -39,6 +50,7 @@ def embedder() -> Embedder:
 
 
 def store() -> CatalogueStore:
+    backend()
     embedder()
     with _init_lock:
         return _store()
@@ -47,4 +59,4 @@ def store() -> CatalogueStore:
 @lru_cache
 def jobs() -> JobStore:
     settings = get_settings()
-    return JobStore.from_url(settings.redis_url, settings.job_ttl_s)
+    return JobStore.from_url(settings.redis_dsn, settings.job_ttl_s)
