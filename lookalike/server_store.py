@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 import warnings
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -29,14 +30,40 @@ def _filter(must: dict[str, list[str]]) -> models.Filter:
     return models.Filter(must=conditions)
 
 
+@dataclass(frozen=True)
+class ServerOptions:
+    """How new collections are laid out on a Qdrant server (0: the server's default)."""
+
+    shard_number: int = 0
+    replication_factor: int = 0
+    write_consistency_factor: int = 0
+    quantization: str = "int8"     # int8 scalar quantisation in RAM, or "none"
+    on_disk: bool = True           # original vectors and payload on disk (rescoring reads them)
+    oversampling: float = 2.0      # candidates fetched per result from the quantised index
+    hnsw_m: int = 16
+    hnsw_ef_construct: int = 100
+    hnsw_ef: int = 0               # search-time ef; 0: the server's default
+
+    def collection_config(self) -> dict[str, Any]:
+        quantization = (models.ScalarQuantization(scalar=models.ScalarQuantizationConfig(
+            type=models.ScalarType.INT8, quantile=0.99, always_ram=True))
+            if self.quantization == "int8" else None)
+        return {"shard_number": self.shard_number or None,
+                "replication_factor": self.replication_factor or None,
+                "write_consistency_factor": self.write_consistency_factor or None,
+                "quantization_config": quantization, "on_disk_payload": self.on_disk,
+                "hnsw_config": models.HnswConfigDiff(m=self.hnsw_m,
+                                                     ef_construct=self.hnsw_ef_construct)}
+
+    def search_params(self) -> models.SearchParams:
+        rescore = (models.QuantizationSearchParams(rescore=True, oversampling=self.oversampling)
+                   if self.quantization == "int8" else None)
+        return models.SearchParams(hnsw_ef=self.hnsw_ef or None, quantization=rescore)
+
+
 class QdrantBackend:
-    def __init__(self, client: QdrantClient, shard_number: int = 0, replication_factor: int = 0,
-                 write_consistency_factor: int = 0) -> None:
-        self.client = client
-        # 0: leave it to the server's defaults.
-        self.shard_number = shard_number or None
-        self.replication_factor = replication_factor or None
-        self.write_consistency_factor = write_consistency_factor or None
+    def __init__(self, client: QdrantClient, options: ServerOptions = ServerOptions()) -> None:
+        self.client, self.options = client, options
         # qdrant-client's local mode is not thread-safe; a server client is, and a lock costs
         # ~nothing.
         self._lock = threading.Lock()
@@ -62,11 +89,10 @@ class QdrantBackend:
         self._call(
             self.client.create_collection,
             collection,
-            vectors_config=models.VectorParams(size=dim, distance=models.Distance.COSINE),
-            shard_number=self.shard_number,
-            replication_factor=self.replication_factor,
-            write_consistency_factor=self.write_consistency_factor,
+            vectors_config=models.VectorParams(size=dim, distance=models.Distance.COSINE,
+                                               on_disk=self.options.on_disk),
             metadata={"model": model_id},
+            **self.options.collection_config(),
         )
         # The local mode ignores payload indexes (and warns); a server uses them.
         with warnings.catch_warnings():
@@ -102,11 +128,13 @@ class QdrantBackend:
 
     def search(self, collection: str, vector: np.ndarray, top_k: int,
                must: dict[str, list[str]], min_score: float | None) -> list[tuple[float, dict]]:
-        result = self._call(
-            self.client.query_points_groups, collection, group_by="product_id",
-            query=vector.tolist(), query_filter=_filter(must), limit=top_k, group_size=1,
-            score_threshold=min_score,
-        )
+        with warnings.catch_warnings():  # the local mode searches exactly: params unused
+            warnings.simplefilter("ignore", UserWarning)
+            result = self._call(
+                self.client.query_points_groups, collection, group_by="product_id",
+                query=vector.tolist(), query_filter=_filter(must), limit=top_k, group_size=1,
+                score_threshold=min_score, search_params=self.options.search_params(),
+            )
         return [(float(g.hits[0].score), {"product_id": str(g.id), **(g.hits[0].payload or {})})
                 for g in result.groups]
 

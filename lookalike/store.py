@@ -9,6 +9,8 @@ Two backends behind one CatalogueStore:
 from __future__ import annotations
 
 import re
+import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +21,7 @@ from qdrant_client import QdrantClient
 
 from lookalike.config import Settings
 from lookalike.edge_store import EdgeBackend, EdgeOptions
-from lookalike.server_store import QdrantBackend, StoreUnavailable
+from lookalike.server_store import QdrantBackend, ServerOptions, StoreUnavailable
 
 __all__ = ["CatalogueImage", "CatalogueStore", "Match", "ModelMismatch", "StoreUnavailable",
            "collection_for", "open_client"]
@@ -42,11 +44,13 @@ class CatalogueImage:
     category: str = ""
     title: str = ""
     labels: tuple[str, ...] = ()
-    source: str = ""
+    source: str = ""  # for display, as the caller gave it
+    uri: str = ""  # the reference the service read the image from (what reindex re-reads)
     view: int = 0  # a model may store several views (vectors) of one image
 
     @property
     def point_id(self) -> str:
+        # Unambiguous because ids may not contain control characters (refused at submit).
         key = f"{self.product_id}\x1f{self.image_id}" + (f"\x1f{self.view}" if self.view else "")
         return str(uuid.uuid5(POINT_NAMESPACE, key))
 
@@ -90,12 +94,21 @@ def edge_options(settings: Settings) -> EdgeOptions:
                        indexing_threshold_kb=settings.indexing_threshold_kb)
 
 
+def server_options(settings: Settings) -> ServerOptions:
+    return ServerOptions(shard_number=settings.shard_number,
+                         replication_factor=settings.replication_factor,
+                         write_consistency_factor=settings.write_consistency_factor,
+                         quantization=settings.server_quantization, on_disk=settings.server_on_disk,
+                         oversampling=settings.server_oversampling, hnsw_m=settings.hnsw_m,
+                         hnsw_ef_construct=settings.hnsw_ef_construct, hnsw_ef=settings.hnsw_ef)
+
+
 def open_client(settings: Settings) -> Backend:
     """The backend for these settings: a Qdrant server when QDRANT_URL is set, else embedded."""
     if settings.qdrant_url:
         return QdrantBackend(
             QdrantClient(url=settings.qdrant_url, api_key=settings.qdrant_api_key or None),
-            settings.shard_number, settings.replication_factor, settings.write_consistency_factor)
+            server_options(settings))
     return EdgeBackend(Path(settings.data_dir) / "edge", edge_options(settings))
 
 
@@ -120,16 +133,21 @@ class CatalogueStore:
     Thread-safe: the backends serialise what their engine needs.
     """
 
-    def __init__(self, client: Backend, catalogue: str, model_id: str, dim: int) -> None:
+    def __init__(self, client: Backend, catalogue: str, model_id: str, dim: int,
+                 stats_cache_s: float = 0.0) -> None:
         self.client, self.catalogue, self.model_id, self.dim = client, catalogue, model_id, dim
         self.collection = collection_for(catalogue, model_id)
         self._ready = False
+        self.stats_cache_s = stats_cache_s
+        self._stats: tuple[float, int, int] | None = None  # (when, points, products)
+        self._stats_lock = threading.Lock()
 
     @classmethod
     def open(cls, settings: Settings, model_id: str, dim: int,
              client: Backend | None = None) -> CatalogueStore:
         """A fresh install creates this model's collection and makes it live."""
-        store = cls(client or open_client(settings), settings.collection, model_id, dim)
+        store = cls(client or open_client(settings), settings.collection, model_id, dim,
+                    settings.stats_cache_s)
         if store.live_collection() is None:
             store.create()
             store.promote()
@@ -171,6 +189,7 @@ class CatalogueStore:
                 "title": img.title,
                 "labels": list(img.labels),
                 "source": img.source,
+                "uri": img.uri,
                 "view": img.view,
                 "model": self.model_id,
             })
@@ -178,6 +197,7 @@ class CatalogueStore:
         ]
         if points:
             self.client.upsert(self.collection, points)
+            self._stats = None
 
     def search(
         self,
@@ -209,6 +229,7 @@ class CatalogueStore:
         self.check_model()
         before = self.count()
         self.client.delete_products(self.collection, list(product_ids))
+        self._stats = None
         return before - self.count()
 
     def count(self) -> int:
@@ -218,6 +239,15 @@ class CatalogueStore:
     def count_products(self) -> int:
         self.check_model()
         return self.client.count_products(self.collection)
+
+    def stats(self) -> tuple[int, int]:
+        """(images, products), counted at most stats_cache_s ago: counting products is a pass
+        over the catalogue, too much for every call. Writes through this store recount."""
+        with self._stats_lock:
+            cached = self._stats
+            if cached is None or time.monotonic() - cached[0] > self.stats_cache_s:
+                cached = self._stats = (time.monotonic(), self.count(), self.count_products())
+            return cached[1], cached[2]
 
     def scroll(self, collection: str | None = None, batch: int = 256):
         """Every point's payload in `collection` (default: this model's), in batches."""

@@ -1,12 +1,15 @@
-"""The vector store, on both backends: the embedded edge engine (the default) and qdrant-client
-(its local mode stands in for a Qdrant server: same client API, same code path).
+"""The store contract, on every backend: the embedded edge engine (the default), the Qdrant
+server path (lookalike/server_store.py) through qdrant-client's local mode (same client API,
+same code) and through a real Qdrant server in a container when a Docker engine answers.
 
 Idempotent ids, grouping by product, filters, min_score, delete, counts, model lock,
-alias promotion, reopening."""
+alias promotion and reindex, reopening, outages."""
 
 from __future__ import annotations
 
 import threading
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +19,25 @@ from lookalike.config import Settings
 from lookalike.edge_store import EdgeBackend
 from lookalike.store import CatalogueImage, CatalogueStore, ModelMismatch, local_client, open_client
 
-BACKENDS = ["edge", "qdrant"]
+BACKENDS = ["edge", "qdrant", "qdrant-container"]
+QDRANT_IMAGE = "qdrant/qdrant:v1.20.0"  # docker-compose.yml's
+
+
+@pytest.fixture(scope="session")
+def qdrant_server() -> Iterator[str]:
+    """A real Qdrant server (the image compose runs), when a Docker engine answers."""
+    try:
+        import docker
+
+        docker.from_env(timeout=5).ping()
+    except Exception as exc:  # noqa: BLE001 - no engine, no socket, no permission: all mean skip
+        pytest.skip(f"no Docker engine answers ({type(exc).__name__}): the Qdrant server "
+                    "container case runs where one does; qdrant-client's local mode ran the "
+                    "same cases through the same server code path")
+    from testcontainers.qdrant import QdrantContainer
+
+    with QdrantContainer(QDRANT_IMAGE) as container:
+        yield f"http://{container.get_container_host_ip()}:{container.exposed_rest_port}"
 
 
 @pytest.fixture(params=BACKENDS)
@@ -25,8 +46,12 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path, qdrant_url="")
+def settings(request: pytest.FixtureRequest, tmp_path: Path, backend: str) -> Settings:
+    if backend != "qdrant-container":
+        return Settings(data_dir=tmp_path, qdrant_url="")
+    # A collection name of its own per test: the container is shared by the session.
+    return Settings(data_dir=tmp_path, qdrant_url=request.getfixturevalue("qdrant_server"),
+                    collection=f"t{uuid.uuid4().hex[:12]}")
 
 
 @pytest.fixture
@@ -57,10 +82,42 @@ def store(settings: Settings, connect):
 QUERY = np.array([0.95, 0.2, 0.1, 0], np.float32)
 
 
-def test_the_default_embedded_store_is_the_edge_engine(settings: Settings) -> None:
-    client = open_client(settings)
+def test_the_default_embedded_store_is_the_edge_engine(tmp_path: Path) -> None:
+    client = open_client(Settings(data_dir=tmp_path, qdrant_url=""))
     assert isinstance(client, EdgeBackend)
     client.close()
+
+
+def test_a_server_that_does_not_answer_is_unavailable(tmp_path: Path) -> None:
+    """What the worker retries and Search answers UNAVAILABLE for (lookalike.interceptors)."""
+    from lookalike.server_store import StoreUnavailable
+
+    down = open_client(Settings(data_dir=tmp_path, qdrant_url="http://127.0.0.1:1"))
+    store = CatalogueStore(down, "lookalike", "model-a@1", 4)
+    for call in (store.live_collection, lambda: store.search(QUERY, 3), store.count,
+                 lambda: store.upsert([CatalogueImage("a", "b")], np.ones((1, 4), np.float32))):
+        with pytest.raises(StoreUnavailable, match="vector store unavailable"):
+            call()
+
+
+def test_server_collections_are_laid_out_for_scale() -> None:
+    """int8 quantisation in RAM with rescoring, originals and payload on disk, HNSW from the
+    settings (the local mode accepts and ignores them; a server applies them)."""
+    from qdrant_client import models
+
+    from lookalike.store import server_options
+
+    options = server_options(Settings(hnsw_m=32, hnsw_ef_construct=200, hnsw_ef=96))
+    config = options.collection_config()
+    scalar = config["quantization_config"].scalar
+    assert (scalar.type, scalar.always_ram) == (models.ScalarType.INT8, True)
+    assert config["on_disk_payload"] is True
+    assert (config["hnsw_config"].m, config["hnsw_config"].ef_construct) == (32, 200)
+    params = options.search_params()
+    assert params.hnsw_ef == 96 and params.quantization.rescore is True
+    assert params.quantization.oversampling == 2.0
+    none = server_options(Settings(server_quantization="none")).collection_config()
+    assert none["quantization_config"] is None
 
 
 def test_one_match_per_product_ranked_by_cosine(store: CatalogueStore) -> None:
@@ -205,3 +262,19 @@ def test_a_write_that_returned_survives_a_kill(settings: Settings) -> None:
     assert store.count() == 48 and store.count_products() == 48
     assert store.search(np.eye(4, dtype=np.float32)[2], 1)[0].score > 0.99  # vectors intact
     store.close()
+
+
+def test_stats_are_cached_for_a_bounded_time(store: CatalogueStore) -> None:
+    """Counting products is a pass over the catalogue: GetStats counts at most every
+    stats_cache_s; a write through the same store recounts at once."""
+    import time
+
+    store.stats_cache_s = 1.0
+    assert store.stats() == (4, 3)
+    other = CatalogueStore(store.client, store.catalogue, store.model_id, store.dim)  # a worker
+    other.upsert([CatalogueImage("cap", "front", "headwear")], np.array([[0, 1, 1, 0]], np.float32))
+    assert store.stats() == (4, 3)  # within the bound: the cached counts
+    time.sleep(1.1)
+    assert store.stats() == (5, 4)
+    store.delete_products(["cap", "shoe"])
+    assert store.stats() == (2, 2)  # this store's own write: counted again at once
