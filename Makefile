@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 BASE_PYTHON ?= python3
 
-.PHONY: install run test test-all proto lint redis serve eval model quality bench compose-up compose-down clean
+.PHONY: install run test test-all proto lint hostile redis serve eval model quality bench compose-up compose-down clean
 
 install: $(VENV)/.installed
 
@@ -57,6 +57,10 @@ proto: install
 lint: install
 	$(PY) -m pip install --quiet ruff
 	$(PY) -m ruff check lookalike services tests bench scripts
+
+## Known attacks replayed against a fresh service on loopback (one line per finding).
+hostile: install redis
+	$(PY) scripts/hostile.py
 
 compose-up:
 	docker compose up --build -d
