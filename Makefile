@@ -30,7 +30,7 @@ eval: install redis
 
 ## Rebuild the shipped model from GroceryStoreDataset next to this repo (fixed seed, ~3 min).
 model: install
-	$(VENV)/bin/lookalike train ../shared/data/grocerystore_dev lookalike/models/lite0-shelf \
+	$(VENV)/bin/lookalike train ../shared/data/grocerystore_dev lookalike/model/artifacts/lite0-shelf \
 		--mode unfreeze --loss cosine --seed 0
 
 ## The product-split comparison table of the README (~15 min).

@@ -21,10 +21,10 @@ import numpy as np
 
 from lookalike.client import Client
 from lookalike.config import Settings
-from lookalike.embedding import DEFAULT_MODEL, model_id
-from lookalike.local import start_service, stop
-from lookalike.sample import generate
+from lookalike.model import DEFAULT_MODEL, model_id
 from lookalike.store import CatalogueImage, CatalogueStore
+from lookalike.tools.local import start_service, stop
+from lookalike.tools.sample import generate
 
 SHARED_QUERIES = Path(__file__).resolve().parents[1].parent / "shared/data/grocerystore_dev/queries"
 MAX_REQUESTS = 200_000

@@ -8,7 +8,7 @@
 Every figure is also printed as a ratio against a baseline measured in the same run,
 next to the job (these machines are noisy: absolute times are for orientation only):
 
-1. the limit: the default Embedder's tf.function on preprocessed 224x224 input,
+1. the limit: the default model's tf.function on preprocessed 224x224 input,
    batch 1 and batch 32, ms per image;
 2. Search over gRPC end to end (lookalike.client.Client -> a service started with
    lookalike.local.start_service on a fresh data dir), 1 and 8 requests in flight,
@@ -254,22 +254,22 @@ def load_data(root: Path) -> Data:
 
 
 class Model:
-    """The default Embedder and the bare forward function behind it."""
+    """The default model and the bare forward function behind it."""
 
     def __init__(self, name: str) -> None:
-        from lookalike.embedding import Embedder
+        from lookalike.model import load_model
 
         t = time.perf_counter()
-        self.embedder = Embedder(name)
+        self.embedder = load_model(name)
         self.load_s = time.perf_counter() - t
-        trained = self.embedder._trained
         # The tf.function the service runs (input: preprocessed 224x224 float32 RGB).
-        self.forward = trained._forward if trained is not None else self.embedder._forward
+        self.forward = self.embedder._forward
         self.side, self.dim, self.model_id = self.embedder.side, self.embedder.dim, self.embedder.model_id
         self.batch_size = self.embedder.batch_size
 
     def inputs(self, photos: Sequence[Path], n: int) -> np.ndarray:
-        from lookalike.imaging import decode, to_model_input
+        from lookalike.imaging import decode
+        from lookalike.model.preprocess import to_model_input
 
         if photos:
             imgs = [to_model_input(decode(p.read_bytes()), self.side) for p in photos[:n]]
@@ -339,10 +339,10 @@ def build_store(data_dir: Path, n: int, model: Model) -> float:
 
 # --------------------------------------------------------------------------------- service
 class Service:
-    """lookalike.local.start_service on a data dir, with a known metrics port."""
+    """lookalike.tools.local.start_service on a data dir, with a known metrics port."""
 
     def __init__(self, data_dir: Path, log_path: Path, model_name: str) -> None:
-        from lookalike.local import free_port, start_service
+        from lookalike.tools.local import free_port, start_service
 
         self.metrics_port = free_port()
         env = {"LOOKALIKE_METRICS_PORT": str(self.metrics_port), "LOOKALIKE_MODEL": model_name,
@@ -354,7 +354,7 @@ class Service:
         self.start_s = time.perf_counter() - t
 
     def stop(self) -> None:
-        from lookalike.local import stop
+        from lookalike.tools.local import stop
 
         stop(self.proc)
 
@@ -485,7 +485,7 @@ class Bench:
         src = "real photos" if photos else "random pixels (no photos found)"
         self.res.add(Row("limit", "bare forward, batch 1", self.b1_ms, "ms/img", 1.0,
                          "the baseline", n=len(b1),
-                         note=f"{m.model_id}: Embedder's tf.function on 224x224 {src}; "
+                         note=f"{m.model_id}: the model's tf.function on 224x224 {src}; "
                               f"median, p99 {pct(b1, 99):.1f} ms"))
         self.res.add(Row("limit", "bare forward, batch 32", b32_ms, "ms/img", b32_ms / self.b1_ms,
                          "/ batch-1 forward", n=len(b32),
@@ -581,10 +581,11 @@ class Bench:
 
     # -- 3. ingest
     def ingest(self) -> None:
-        from lookalike.bulk import ingest
-        from lookalike.catalogue import Entry
         from lookalike.client import Client
-        from lookalike.imaging import decode, to_model_input
+        from lookalike.imaging import decode
+        from lookalike.model.preprocess import to_model_input
+        from lookalike.tools.bulk import ingest
+        from lookalike.tools.catalogue import Entry
 
         if not self.data.photos:
             self.res.skip("ingest", "ingest through queue + worker + store", self.data.reason, ">= 0.85")
@@ -597,7 +598,7 @@ class Bench:
         m = self.model
 
         def bare() -> float:
-            """images/s: decode + resize + forward in batches of the Embedder's batch size."""
+            """images/s: decode + resize + forward in batches of the model's batch size."""
             t = time.perf_counter()
             for i in range(0, len(raw), m.batch_size):
                 x = np.stack([to_model_input(decode(b, target_side=m.side), m.side)
@@ -719,8 +720,9 @@ class Bench:
     def seed(self) -> None:
         import keras  # noqa: F401 - model.predict is the point of this row
 
-        from lookalike import backbone
-        from lookalike.imaging import decode, to_model_input
+        from lookalike.imaging import decode
+        from lookalike.model import backbone
+        from lookalike.model.preprocess import to_model_input
 
         if not self.data.gallery or not self.data.photos:
             self.res.skip("seed way", "model.predict + re-embed per query",

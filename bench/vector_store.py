@@ -33,8 +33,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from lookalike.config import Settings  # noqa: E402
-from lookalike.edge_store import EdgeBackend, EdgeOptions  # noqa: E402
 from lookalike.store import CatalogueImage, CatalogueStore, local_client  # noqa: E402
+from lookalike.store.edge import EdgeBackend, EdgeOptions  # noqa: E402
 
 DIM, MODEL, CATEGORIES = 1280, "bench@1", 10
 GROCERY = ROOT.parent / "shared" / "data" / "grocerystore_dev"
@@ -203,10 +203,10 @@ def measure(sizes: list[int], configs: list[str] | None = None, queries: int = 2
 def grocery_recall(datatypes: tuple[str, ...] = ("float32", "float16", "turbo8"),
                    data: Path = GROCERY, log=print) -> list[dict]:
     """Recall@1 on GroceryStoreDataset through the store, per storage datatype."""
-    from lookalike.embedding import Embedder
     from lookalike.imaging import decode
+    from lookalike.model import load_model
 
-    embedder = Embedder()
+    embedder = load_model()
     gallery = list(csv.DictReader((data / "gallery.csv").open()))
     truth = list(csv.DictReader((data / "ground_truth.csv").open()))
     views = embedder.embed_catalogue([decode((data / "gallery" / g["gallery_file"]).read_bytes())

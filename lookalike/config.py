@@ -46,7 +46,7 @@ class Settings(BaseSettings):
     # Where clients (CLI) find the query service.
     server: str = "localhost:50051"
     grpc_workers: int = 8
-    # Searches embedded together at most (lookalike.embedding.QueryBatcher); 1: one at a time.
+    # Searches embedded together at most (lookalike.model.batcher.QueryBatcher); 1: one at a time.
     query_batch: int = 8
     # Calls in progress at once (running or waiting for a thread); beyond that a call is
     # answered RESOURCE_EXHAUSTED at once instead of queueing without bound.
@@ -98,7 +98,7 @@ class Settings(BaseSettings):
 
     # Worker.
     chunk_size: int = 32
-    queue: str = "lookalike.ingest"
+    queue: str = "lookalike.pipeline.ingest"
     # Seconds before Redis hands an unacknowledged chunk (its worker died) to another worker.
     # Must exceed the time one chunk takes.
     visibility_timeout_s: int = 3600
@@ -110,7 +110,7 @@ class Settings(BaseSettings):
     # GetStats counts are cached this long (a delete through this process refreshes them).
     stats_cache_s: float = 5.0
 
-    # --- Vector store (lookalike/store.py; measured by bench/vector_store.py) ---
+    # --- Vector store (lookalike/store/; measured by bench/vector_store.py) ---
     # Embedded store (QDRANT_URL empty), applied to collections created from now on.
     # Vector storage: turbo8 (8-bit rotated codes, 1.3 KB per 1280-d image), turbo4 (4-bit,
     # 0.65 KB; lower recall, see README Performance), float16, float32.
@@ -123,6 +123,10 @@ class Settings(BaseSettings):
     hnsw_ef: int = 0
     indexing_threshold_kb: int = 20000
     index_check_s: float = 30
+    # int8 scalar quantization kept in RAM, originals rescore (new embedded collections);
+    # search threads per query, 0: one per CPU.
+    edge_int8: bool = False
+    search_threads: int = 0
     # Qdrant server (QDRANT_URL set): passed to create_collection; 0 leaves it to the server.
     shard_number: int = 0
     replication_factor: int = 0

@@ -149,13 +149,3 @@ def decode(data: bytes, limits: Limits = Limits(), target_side: int = 224,
             size = (max(1, round(bgr.shape[1] * factor)), max(1, round(bgr.shape[0] * factor)))
             bgr = cv2.resize(bgr, size, interpolation=cv2.INTER_AREA)
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB, dst=bgr)
-
-
-def to_model_input(rgb: np.ndarray, side: int = 224) -> np.ndarray:
-    """Resize policy: the whole image, squashed to side x side (no crop, no padding).
-
-    Cropping would cut off products photographed near the frame edge; squashing
-    keeps every pixel and matched padding in quick tests. INTER_AREA avoids aliasing.
-    """
-    interp = cv2.INTER_AREA if min(rgb.shape[:2]) > side else cv2.INTER_LINEAR
-    return cv2.resize(rgb, (side, side), interpolation=interp)

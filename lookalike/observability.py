@@ -68,6 +68,14 @@ class QueueDepth(Collector):
         yield family
 
 
+def record_index(outcome: str | None, unindexed: int | None) -> None:
+    """A round of the embedded store's background indexing (store.index_in_background)."""
+    if outcome:
+        INDEX_BUILDS.labels(outcome).inc()
+    if unindexed is not None:
+        UNINDEXED.set(unindexed)
+
+
 def start_metrics(port: int, redis_url: str, queue: str, model_id: str,
                   host: str = "0.0.0.0") -> None:
     MODEL.labels(model_id).set(1)

@@ -34,13 +34,13 @@ import yaml
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2_grpc
 
-from lookalike import sources
-from lookalike.access import interceptors
+from lookalike.api.access import interceptors
 from lookalike.client import Client
 from lookalike.config import ConfigError, Settings
-from lookalike.ingest import load_or_reason
-from lookalike.local import free_port, start_service, stop
-from lookalike.sample import generate
+from lookalike.pipeline import sources
+from lookalike.pipeline.ingest import load_or_reason
+from lookalike.tools.local import free_port, start_service, stop
+from lookalike.tools.sample import generate
 from lookalike.v1 import lookalike_pb2 as pb
 
 REPO = Path(__file__).resolve().parents[1]

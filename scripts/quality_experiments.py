@@ -23,9 +23,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import tensorflow as tf  # noqa: E402
 
-from lookalike import backbone  # noqa: E402
-from lookalike import train as T
-from lookalike.imaging import to_model_input  # noqa: E402
+from lookalike.model import backbone  # noqa: E402
+from lookalike.model.preprocess import to_model_input  # noqa: E402
+from lookalike.training import train as T
 
 SPLIT, K, N_VIEWS = 13, 4, 16
 

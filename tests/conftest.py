@@ -13,8 +13,8 @@ import pytest
 import redis
 
 from lookalike.client import Client
-from lookalike.local import free_port, start_service, stop
-from lookalike.sample import generate
+from lookalike.tools.local import free_port, start_service, stop
+from lookalike.tools.sample import generate
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_BENCH = REPO.parent / "shared" / "data" / "grocerystore_dev"

@@ -19,10 +19,10 @@ import trustme
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2_grpc
 
-from lookalike.access import interceptors
+from lookalike.api.access import interceptors
 from lookalike.client import Client
 from lookalike.config import ConfigError, Settings
-from lookalike.local import local_service
+from lookalike.tools.local import local_service
 from lookalike.v1 import lookalike_pb2 as pb
 
 READER_1, READER_2 = "5b0e9d7c21a84f36b1c7e02d9a4f8c63", "c4a19e27d5b0f3a86e1d4c92b7f0a5e8"

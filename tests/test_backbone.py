@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 from skimage import data
 
-from lookalike import backbone, weights
-from lookalike.backbone import FEATURE_DIM, build_efficientnet_lite0, load_lite0_weights, pretrained_lite0
-from lookalike.weights import lite0_checkpoint_path, read_torch_legacy
+from lookalike.model import backbone, weights
+from lookalike.model.backbone import FEATURE_DIM, build_efficientnet_lite0, load_lite0_weights, pretrained_lite0
+from lookalike.model.weights import lite0_checkpoint_path, read_torch_legacy
 
 ESPRESSO = 967
 CATS = {281, 282, 285}  # tabby, tiger cat, Egyptian cat

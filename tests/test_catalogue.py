@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from lookalike.catalogue import read_catalogue
+from lookalike.tools.catalogue import read_catalogue
 
 
 def test_csv_with_header_and_labels(tmp_path: Path) -> None:

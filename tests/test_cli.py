@@ -10,7 +10,7 @@ from pathlib import Path
 
 import cv2
 
-from lookalike.local import start_service, stop
+from lookalike.tools.local import start_service, stop
 
 
 def lookalike(*args: str, server: str) -> subprocess.CompletedProcess[str]:
@@ -64,7 +64,7 @@ def test_optimize_indexes_an_embedded_store_offline(tmp_path: Path) -> None:
     import numpy as np
 
     from lookalike.config import Settings
-    from lookalike.embedding import DEFAULT_MODEL, model_id
+    from lookalike.model.registry import DEFAULT_MODEL, model_id
     from lookalike.store import CatalogueImage, CatalogueStore, open_client
 
     env = {**os.environ, "QDRANT_URL": "", "LOOKALIKE_DATA_DIR": str(tmp_path), "COLUMNS": "160",

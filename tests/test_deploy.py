@@ -608,7 +608,7 @@ def test_compose_defaults_match_settings() -> None:
 def check_compose_api_keys(data: dict) -> None:
     """`docker compose up` stops early without keys, rather than a query container that
     restarts forever: LOOKALIKE_WRITE_KEYS is `${...:?}` while the service needs keys."""
-    from lookalike.access import ConfigError, interceptors
+    from lookalike.api.access import ConfigError, interceptors
 
     query = compose_env(data["services"]["query"])
     auth = compose_value(query.get("LOOKALIKE_AUTH")) or default("auth")

@@ -15,13 +15,13 @@ import numpy as np
 import pytest
 import qdrant_edge as qe
 
-from lookalike import bulk
-from lookalike.catalogue import read_catalogue
 from lookalike.client import Client
 from lookalike.config import Settings
-from lookalike.edge_store import EdgeBackend
-from lookalike.local import free_port, start_service, stop
 from lookalike.store import CatalogueImage, CatalogueStore, open_client
+from lookalike.store.edge import EdgeBackend
+from lookalike.tools import bulk
+from lookalike.tools.catalogue import read_catalogue
+from lookalike.tools.local import free_port, start_service, stop
 from tests.test_observability import metric
 
 DIM = 64

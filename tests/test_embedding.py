@@ -10,13 +10,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lookalike.embedding import Embedder, QueryBatcher
 from lookalike.imaging import decode
+from lookalike.model import load_model
+from lookalike.model.base import EmbeddingModel
+from lookalike.model.batcher import QueryBatcher
 
 
 @pytest.fixture(scope="module")
-def embedder() -> Embedder:
-    model = Embedder()
+def embedder() -> EmbeddingModel:
+    model = load_model()
     model.warmup()
     return model
 
@@ -29,18 +31,21 @@ def photos(sample: Path) -> list[np.ndarray]:
 class Spy:
     """The real embedder, recording the size of every batch it is given."""
 
-    def __init__(self, embedder: Embedder) -> None:
+    def __init__(self, embedder: EmbeddingModel) -> None:
         self.embedder, self.side, self.sizes = embedder, embedder.side, []
         self.fail = threading.Event()
 
-    def embed_query(self, images: list[np.ndarray]) -> np.ndarray:
-        self.sizes.append(len(images))
+    def prepare(self, image: np.ndarray) -> np.ndarray:
+        return self.embedder.prepare(image)
+
+    def embed_prepared(self, batch: list[np.ndarray]) -> np.ndarray:
+        self.sizes.append(len(batch))
         if self.fail.is_set():
             raise RuntimeError("model failed")
-        return self.embedder.embed_query(images)
+        return self.embedder.embed_prepared(batch)
 
 
-def test_batched_vectors_are_the_vectors_of_single_queries(embedder: Embedder,
+def test_batched_vectors_are_the_vectors_of_single_queries(embedder: EmbeddingModel,
                                                           photos: list[np.ndarray]) -> None:
     spy = Spy(embedder)
     batcher = QueryBatcher(spy, max_batch=8)
@@ -58,7 +63,7 @@ def test_batched_vectors_are_the_vectors_of_single_queries(embedder: Embedder,
 
 
 def test_a_failing_batch_fails_its_callers_and_the_next_one_works(
-        embedder: Embedder, photos: list[np.ndarray]) -> None:
+        embedder: EmbeddingModel, photos: list[np.ndarray]) -> None:
     spy = Spy(embedder)
     batcher = QueryBatcher(spy, max_batch=8)
     spy.fail.set()

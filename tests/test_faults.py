@@ -19,7 +19,7 @@ import pytest
 import redis
 
 from lookalike.client import Client
-from lookalike.local import free_port, start_service, stop
+from lookalike.tools.local import free_port, start_service, stop
 from lookalike.v1 import lookalike_pb2 as pb
 
 DELAY_S = 0.6
@@ -168,25 +168,28 @@ def real_worker(tmp_path: Path, sample: Path, redis_url: str, monkeypatch: pytes
     through Redis as msgpack and are acknowledged late, as in production; its store and job
     store are this test's (`parts`)."""
     from celery.contrib.testing.worker import start_worker
+    from lookalike_services.worker.main import build_app
 
-    from lookalike import runtime, worker
     from lookalike.config import Settings
-    from lookalike.embedding import Embedder
-    from lookalike.jobs import JobStore
+    from lookalike.model import load_model
+    from lookalike.pipeline.jobs import JobStore
+    from lookalike.pipeline.queue import ChunkQueue
     from lookalike.store import CatalogueStore
 
     settings = Settings(data_dir=tmp_path, qdrant_url="", store_retries=3, retry_backoff_s=0,
                         ingest_roots=str(sample), redis_url=redis_url,
                         queue=f"lookalike.test.{tmp_path.name}")
-    embedder = Embedder()
+    embedder = load_model()
     parts = {"store": CatalogueStore.open(settings, embedder.model_id, embedder.dim),
-             "jobs": JobStore.from_url(redis_url, 600)}
-    monkeypatch.setattr(worker, "settings", settings)
-    monkeypatch.setattr(worker, "get_settings", lambda: settings)
-    monkeypatch.setattr(runtime, "embedder", lambda: embedder)
-    monkeypatch.setattr(runtime, "store", lambda: parts["store"])
-    monkeypatch.setattr(runtime, "jobs", lambda: parts["jobs"])
-    with start_worker(worker.app, pool="solo", perform_ping_check=False,
+             "jobs": JobStore.from_url(redis_url, 600), "settings": settings}
+
+    class CurrentStore:  # the store the test has put in parts["store"] at the time of a call
+        def __getattr__(self, name: str):
+            return getattr(parts["store"], name)
+
+    app = build_app(settings, embedder, CurrentStore(), parts["jobs"])
+    parts["queue"] = ChunkQueue(app, settings)
+    with start_worker(app, pool="solo", perform_ping_check=False,
                       queues=[settings.ingest_queue], shutdown_timeout=60):
         yield parts
     parts["store"].close()
@@ -200,14 +203,12 @@ def wait_for_job(jobs, job_id: str, timeout_s: float = 120):
 @pytest.mark.parametrize("outage, stored", [(2, 3), (99, 0)])
 def test_store_outage_is_retried_then_reported(real_worker, sample: Path, outage: int,
                                                stored: int) -> None:
-    from lookalike.worker import dispatch
-
     real, jobs = real_worker["store"], real_worker["jobs"]
     flaky = real_worker["store"] = FlakyStore(real, outage)
     items = [{"index": i, "product_id": p.stem, "image_id": "front", "uri": str(p)}
              for i, p in enumerate(sorted((sample / "catalogue").glob("*.png"))[:3])]
     job_id = jobs.create(len(items))
-    dispatch(job_id, items, chunk_size=3)
+    real_worker["queue"].send(job_id, items)  # one chunk of 3
     report = wait_for_job(jobs, job_id)
     real_worker["store"] = real
     assert (report.done, report.failed, real.count()) == (stored, 3 - stored, stored)
@@ -221,8 +222,6 @@ def test_store_outage_is_retried_then_reported(real_worker, sample: Path, outage
 def test_malformed_references_fail_alone_and_the_job_ends(real_worker, sample: Path) -> None:
     """References that slip past SubmitIngest's checks (or that reindex re-reads) must not take
     their chunk down: each fails with its reason, the good images are stored, the job ends."""
-    from lookalike.worker import dispatch
-
     jobs = real_worker["jobs"]
     good = [{"index": i, "product_id": p.stem, "image_id": "front", "image": p.read_bytes()}
             for i, p in enumerate(sorted((sample / "catalogue").glob("*.png"))[:3])]
@@ -230,7 +229,7 @@ def test_malformed_references_fail_alone_and_the_job_ends(real_worker, sample: P
            for i, uri in enumerate(["http://..example/x.jpg", "http://[::1",
                                     f"http://{'a' * 64}.example/x.jpg", "/catalogue/a\x00.jpg"])]
     job_id = jobs.create(7)
-    dispatch(job_id, good + bad, chunk_size=8)
+    real_worker["queue"].send(job_id, good + bad)
     report = wait_for_job(jobs, job_id, 60)
     assert (report.done, report.failed) == (3, 4)
     assert real_worker["store"].count() == 3

@@ -19,10 +19,10 @@ import pytest
 from PIL import Image
 from skimage import data
 
-from lookalike import bulk
-from lookalike.catalogue import read_catalogue
 from lookalike.client import Client
-from lookalike.local import local_service
+from lookalike.tools import bulk
+from lookalike.tools.catalogue import read_catalogue
+from lookalike.tools.local import local_service
 from lookalike.v1 import lookalike_pb2 as pb
 from tests.test_imaging import BAD, encode, png_header_only
 from tests.test_observability import metric

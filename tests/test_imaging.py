@@ -10,7 +10,8 @@ import pytest
 from PIL import Image
 from skimage import data
 
-from lookalike.imaging import ImageRejected, ImageTooLarge, Limits, decode, to_model_input
+from lookalike.imaging import ImageRejected, ImageTooLarge, Limits, decode
+from lookalike.model.preprocess import to_model_input
 
 
 def encode(rgb: np.ndarray, ext: str = ".jpg") -> bytes:

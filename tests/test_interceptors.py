@@ -11,9 +11,9 @@ import pytest
 import redis
 from kombu.exceptions import OperationalError
 
+from lookalike.api.interceptors import ErrorStatus, InvalidArgument, MetricsInterceptor, NotFound, RequestGuard
 from lookalike.client import Client
 from lookalike.imaging import ImageRejected
-from lookalike.interceptors import ErrorStatus, InvalidArgument, MetricsInterceptor, NotFound, RequestGuard
 from lookalike.store import ModelMismatch, StoreUnavailable
 from lookalike.v1 import lookalike_pb2 as pb
 from lookalike.v1 import lookalike_pb2_grpc as pb_grpc

@@ -1,6 +1,6 @@
 """Job records in a real Redis: an item's outcome counts once, however often it is redelivered."""
 
-from lookalike.jobs import JobState, JobStore
+from lookalike.pipeline.jobs import JobState, JobStore
 
 
 def test_outcomes_count_once(redis_url: str) -> None:

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from lookalike import bulk
-from lookalike.catalogue import read_catalogue
 from lookalike.client import Client
-from lookalike.local import free_port
-from lookalike.lock import FolderLock, StoreLocked
+from lookalike.store.lock import FolderLock, StoreLocked
+from lookalike.tools import bulk
+from lookalike.tools.catalogue import read_catalogue
+from lookalike.tools.local import free_port
 
 
 def lookalike(*args: str, data_dir: Path, extra: dict[str, str] | None = None

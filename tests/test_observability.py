@@ -9,10 +9,10 @@ import grpc
 import httpx
 import pytest
 
-from lookalike import bulk
-from lookalike.catalogue import read_catalogue
 from lookalike.client import Client
-from lookalike.embedding import DEFAULT_MODEL, model_id
+from lookalike.model.registry import DEFAULT_MODEL, model_id
+from lookalike.tools import bulk
+from lookalike.tools.catalogue import read_catalogue
 from lookalike.v1 import lookalike_pb2 as pb
 
 

@@ -8,23 +8,25 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lookalike import embedding
 from lookalike.config import Settings
 from lookalike.imaging import decode
-from lookalike.ingest import ItemMessage, process_chunk
-from lookalike.jobs import JobStore
-from lookalike.reindex import reindex
-from lookalike.sample import PRODUCTS
+from lookalike.model import load_model, registry
+from lookalike.model.base import EmbeddingModel
+from lookalike.pipeline.ingest import process_chunk
+from lookalike.pipeline.jobs import JobStore
+from lookalike.pipeline.queue import ItemMessage
+from lookalike.pipeline.reindex import reindex
 from lookalike.store import CatalogueStore, ModelMismatch
+from lookalike.tools.sample import PRODUCTS
 
 
 @pytest.fixture(scope="module")
-def lite0() -> embedding.Embedder:
-    return embedding.Embedder("efficientnet-lite0")
+def lite0() -> EmbeddingModel:
+    return load_model("efficientnet-lite0")
 
 
 def test_reindex_moves_the_catalogue_to_a_new_model(
-    tmp_path: Path, sample: Path, redis_url: str, lite0: embedding.Embedder,
+    tmp_path: Path, sample: Path, redis_url: str, lite0: EmbeddingModel,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     settings = Settings(data_dir=tmp_path, qdrant_url="", redis_url=redis_url, chunk_size=4,
@@ -42,7 +44,8 @@ def test_reindex_moves_the_catalogue_to_a_new_model(
     old.close()
 
     # A second model: same network, another version, so its vectors may not be mixed.
-    monkeypatch.setitem(embedding.MODELS, "lite0-b", embedding.ModelSpec("b.1"))
+    monkeypatch.setitem(registry.MODELS, "lite0-b",
+                        registry.ModelSpec("b.1", registry.MODELS["efficientnet-lite0"].load))
     report = reindex(settings, "lite0-b", jobs)
     assert (report.images, report.stored, report.promoted) == (15, 14, False)
     (failure,) = report.failures
@@ -64,7 +67,7 @@ def test_reindex_moves_the_catalogue_to_a_new_model(
 
 
 def test_reindex_rereads_sources_under_the_ingest_confinement(
-    tmp_path: Path, sample: Path, redis_url: str, lite0: embedding.Embedder,
+    tmp_path: Path, sample: Path, redis_url: str, lite0: EmbeddingModel,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A write key chose each `source`: reindex may not read what ingest would have refused,
@@ -84,7 +87,8 @@ def test_reindex_rereads_sources_under_the_ingest_confinement(
     assert process_chunk(jobs.create(len(items)), items, lite0, store, jobs, settings) == 6
     store.close()
 
-    monkeypatch.setitem(embedding.MODELS, "lite0-b", embedding.ModelSpec("b.1"))
+    monkeypatch.setitem(registry.MODELS, "lite0-b",
+                        registry.ModelSpec("b.1", registry.MODELS["efficientnet-lite0"].load))
     report = reindex(settings, "lite0-b", jobs)
     assert (report.images, report.stored, report.promoted) == (6, 1, False)
     reasons = {f.product_id: f.reason for f in report.failures}

@@ -14,10 +14,10 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from lookalike import bulk
-from lookalike.catalogue import read_catalogue
 from lookalike.client import Client
-from lookalike.embedding import DEFAULT_MODEL, MODELS, model_id
+from lookalike.model.registry import DEFAULT_MODEL, MODELS, model_id
+from lookalike.tools import bulk
+from lookalike.tools.catalogue import read_catalogue
 from lookalike.v1 import lookalike_pb2 as pb
 from tests.test_imaging import BAD
 

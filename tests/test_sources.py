@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from lookalike import sources
-from lookalike.sources import FetchError, check_uri, fetch, redact
+from lookalike.pipeline import sources
+from lookalike.pipeline.sources import FetchError, check_uri, fetch, redact
 
 
 @pytest.fixture

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from lookalike.config import Settings
-from lookalike.edge_store import EdgeBackend
 from lookalike.store import CatalogueImage, CatalogueStore, ModelMismatch, local_client, open_client
+from lookalike.store.edge import EdgeBackend
 
 BACKENDS = ["edge", "qdrant", "qdrant-container"]
 QDRANT_IMAGE = "qdrant/qdrant:v1.20.0"  # docker-compose.yml's
@@ -90,7 +90,7 @@ def test_the_default_embedded_store_is_the_edge_engine(tmp_path: Path) -> None:
 
 def test_a_server_that_does_not_answer_is_unavailable(tmp_path: Path) -> None:
     """What the worker retries and Search answers UNAVAILABLE for (lookalike.interceptors)."""
-    from lookalike.server_store import StoreUnavailable
+    from lookalike.store.server import StoreUnavailable
 
     down = open_client(Settings(data_dir=tmp_path, qdrant_url="http://127.0.0.1:1"))
     store = CatalogueStore(down, "lookalike", "model-a@1", 4)

@@ -1,4 +1,4 @@
-"""lookalike.train: a couple of steps on synthetic products; the artifact round-trips."""
+"""lookalike.training.train: a couple of steps on synthetic products; the artifact round-trips."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from lookalike import sample
-from lookalike import train as T
+from lookalike.tools import sample
+from lookalike.training import train as T
 
 
 def _dataset(n_products: int = 3, photos: int = 3) -> T.Dataset:

@@ -164,7 +164,7 @@ class QdrantBackend:
     def optimize(self, collection: str) -> bool:
         return False  # a server optimizes in the background
 
-    def index_in_background(self, collection: str, every_s: float) -> None:
+    def index_in_background(self, collection: str, every_s: float, report: Any) -> None:
         pass  # idem
 
     def close(self) -> None:

@@ -9,9 +9,9 @@ from __future__ import annotations
 import hashlib
 import re
 
-from lookalike.ingest import ItemMessage
-from lookalike.interceptors import InvalidArgument
-from lookalike.sources import FetchError, check_uri, redact
+from lookalike.api.interceptors import InvalidArgument
+from lookalike.pipeline.queue import ItemMessage
+from lookalike.pipeline.sources import FetchError, check_uri, redact
 from lookalike.v1 import lookalike_pb2 as pb
 
 MAX_ID_CHARS = 256

@@ -21,7 +21,7 @@ import numpy as np
 from keras import layers
 from platformdirs import user_cache_dir
 
-from lookalike.weights import lite0_checkpoint_path, read_torch_legacy
+from lookalike.model.weights import lite0_checkpoint_path, read_torch_legacy
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ BLOCK_ARGS: tuple[tuple[int, int, int, int, int, int], ...] = (
 _BN_EPS = 1e-3
 
 
-def _block(x, i: int, kernel: int, stride: int, expand: int, c_in: int, c_out: int):
+def block(x, i: int, kernel: int, stride: int, expand: int, c_in: int, c_out: int):
     name = f"block{i}"
     inputs = x
     if expand != 1:
@@ -76,7 +76,7 @@ def build_efficientnet_lite0(include_top: bool = False, pooling: Literal["avg"] 
     i = 0
     for repeats, kernel, stride, expand, c_in, c_out in BLOCK_ARGS:
         for r in range(repeats):
-            x = _block(x, i, kernel, stride if r == 0 else 1, expand, c_in if r == 0 else c_out, c_out)
+            x = block(x, i, kernel, stride if r == 0 else 1, expand, c_in if r == 0 else c_out, c_out)
             i += 1
     x = layers.Conv2D(FEATURE_DIM, 1, use_bias=False, name="head_conv")(x)
     x = layers.BatchNormalization(epsilon=_BN_EPS, name="head_bn")(x)

@@ -12,8 +12,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lookalike.catalogue import Entry
 from lookalike.client import Client
+from lookalike.tools.catalogue import Entry
 from lookalike.v1 import lookalike_pb2 as pb
 
 # Well under the server's message limit (LOOKALIKE_MAX_INGEST_BYTES, 24 MiB by default).

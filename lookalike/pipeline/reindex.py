@@ -17,9 +17,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from lookalike.config import Settings
-from lookalike.embedding import Embedder
-from lookalike.ingest import ItemMessage, process_chunk
-from lookalike.jobs import Failure, JobStore
+from lookalike.model import load_model
+from lookalike.pipeline.ingest import process_chunk
+from lookalike.pipeline.jobs import Failure, JobStore
+from lookalike.pipeline.queue import ItemMessage, chunks
 from lookalike.store import CatalogueStore, open_client
 
 
@@ -53,7 +54,7 @@ def reindex(settings: Settings, model: str, jobs: JobStore,
             promote: bool = True, force: bool = False) -> ReindexReport:
     """Build `model`'s collection from the live one; make it live when every image made it
     (or `force`). Idempotent: run it again to finish an interrupted reindex."""
-    embedder = Embedder(model)
+    embedder = load_model(model)
     target = CatalogueStore(open_client(settings), settings.collection, embedder.model_id,
                             embedder.dim)
     live = target.live_collection()
@@ -86,10 +87,11 @@ def reindex(settings: Settings, model: str, jobs: JobStore,
             items.remove(item)
             jobs.record_failure(job_id, item["index"], item["product_id"], item["image_id"],
                                 "ingested as bytes without a source path or URL: ingest it again")
-        for start in range(0, len(items), settings.chunk_size):
-            report.stored += process_chunk(job_id, items[start : start + settings.chunk_size],
-                                           embedder, target, jobs, settings)
-            on_progress(min(start + settings.chunk_size, len(items)), len(items))
+        done = 0
+        for chunk in chunks(items, settings.chunk_size):
+            report.stored += process_chunk(job_id, chunk, embedder, target, jobs, settings)
+            done += len(chunk)
+            on_progress(done, len(items))
         report.failures += jobs.get(job_id).failures
     if promote and (force or not report.failures):
         target.promote()

@@ -12,9 +12,9 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from lookalike import sheet  # noqa: E402
-from lookalike.evaluate import Report  # noqa: E402
 from lookalike.imaging import decode  # noqa: E402
+from lookalike.tools import sheet  # noqa: E402
+from lookalike.tools.evaluate import Report  # noqa: E402
 
 
 def recall_curve(report: Report, width_px: int) -> np.ndarray:

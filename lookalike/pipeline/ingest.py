@@ -1,38 +1,26 @@
 """One chunk of catalogue images: fetch, decode, embed as one batch, store, report.
 
 A bad item fails alone with its reason, whatever goes wrong reading it; the rest of the
-chunk is stored. Items travel in the Celery message as msgpack (image bytes as they are).
+chunk is stored. The message format and delivery rules are in pipeline/queue.py.
 """
 
 from __future__ import annotations
 
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypedDict
 
 import numpy as np
 
 from lookalike.config import Settings
-from lookalike.embedding import Embedder
 from lookalike.imaging import ImageRejected, Limits, decode
-from lookalike.jobs import JobStore
+from lookalike.model.base import EmbeddingModel
 from lookalike.observability import INGEST_ITEMS
-from lookalike.sources import FetchError, fetch, redact
+from lookalike.pipeline.jobs import JobStore
+from lookalike.pipeline.queue import ItemMessage
+from lookalike.pipeline.sources import FetchError, fetch, redact
 from lookalike.store import CatalogueImage, CatalogueStore
 
 log = logging.getLogger(__name__)
-
-
-class ItemMessage(TypedDict, total=False):
-    index: int
-    product_id: str
-    image_id: str
-    category: str
-    title: str
-    labels: list[str]
-    source: str
-    uri: str
-    image: bytes
 
 
 # Fetches wait on the network and OpenCV decodes without the GIL: a chunk's images load
@@ -40,20 +28,21 @@ class ItemMessage(TypedDict, total=False):
 _LOADERS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="lookalike-load")
 
 
-def load(item: ItemMessage, settings: Settings) -> np.ndarray:
-    """Every reference is confined the same way, whoever gave it (a request or reindex)."""
+def load(item: ItemMessage, settings: Settings, side: int = 224) -> np.ndarray:
+    """Every reference is confined the same way, whoever gave it (a request or reindex).
+    `side`: the model's input side, which large images are shrunk towards while decoding."""
     if "image" in item:
-        return decode(item["image"], Limits.of(settings), Embedder.side)
+        return decode(item["image"], Limits.of(settings), side)
     data = fetch(item["uri"], settings.max_image_bytes, settings.fetch_timeout_s,
                  roots=settings.ingest_root_list, allow_private=settings.allow_private_urls)
     # No echo of the first bytes: they may be something the caller may not read.
-    return decode(data, Limits.of(settings), Embedder.side, echo=False)
+    return decode(data, Limits.of(settings), side, echo=False)
 
 
-def load_or_reason(item: ItemMessage, settings: Settings) -> np.ndarray | str:
+def load_or_reason(item: ItemMessage, settings: Settings, side: int = 224) -> np.ndarray | str:
     """The pixels, or why this item fails: no exception may take its chunk down with it."""
     try:
-        return load(item, settings)
+        return load(item, settings, side)
     except (ImageRejected, FetchError) as exc:
         return str(exc)
     except Exception as exc:  # noqa: BLE001 - a bug or an odd input: this item fails alone
@@ -77,7 +66,7 @@ def catalogue_image(item: ItemMessage, view: int = 0) -> CatalogueImage:
 def process_chunk(
     job_id: str,
     items: list[ItemMessage],
-    embedder: Embedder,
+    model: EmbeddingModel,
     store: CatalogueStore,
     jobs: JobStore,
     settings: Settings,
@@ -89,7 +78,7 @@ def process_chunk(
     """
     good: list[ItemMessage] = []
     pixels: list[np.ndarray] = []
-    loaded_items = _LOADERS.map(lambda item: load_or_reason(item, settings), items)
+    loaded_items = _LOADERS.map(lambda item: load_or_reason(item, settings, model.side), items)
     for item, loaded in zip(items, loaded_items):
         if isinstance(loaded, str):
             fail(jobs, job_id, item, loaded)
@@ -98,7 +87,7 @@ def process_chunk(
             pixels.append(loaded)
             good.append(item)
     if good:
-        views = embedder.embed_catalogue(pixels)
+        views = model.embed_catalogue(pixels)
         points = [catalogue_image(item, v) for item, vs in zip(good, views) for v in range(len(vs))]
         store.upsert(points, np.concatenate(views))
         for item in good:
@@ -111,3 +100,12 @@ def process_chunk(
 def fail(jobs: JobStore, job_id: str, item: ItemMessage, reason: str) -> None:
     jobs.record_failure(job_id, item["index"], item.get("product_id", ""),
                         item.get("image_id", ""), reason)
+
+
+def fail_chunk(jobs: JobStore, job_id: str, items: list[ItemMessage], reason: str) -> int:
+    """Every item of a chunk that could not be stored; outcomes already recorded (stored,
+    or failed alone) stay as they are (HSETNX). Returns 0: nothing stored."""
+    for item in items:
+        fail(jobs, job_id, item, reason)
+    INGEST_ITEMS.labels("failed").inc(len(items))
+    return 0

@@ -46,38 +46,34 @@ import csv
 import json
 import os
 import time
-import zlib
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import cv2  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from keras import layers  # noqa: E402
 
-from lookalike import backbone  # noqa: E402
-from lookalike.imaging import decode, to_model_input  # noqa: E402
+from lookalike.imaging import decode  # noqa: E402
+from lookalike.model import backbone  # noqa: E402
+from lookalike.model.preprocess import to_model_input  # noqa: E402
+from lookalike.model.shelf import artifact_stem  # noqa: E402
+from lookalike.model.tail import (  # noqa: E402
+    BLOCKS,
+    N_BLOCKS,
+    block_output,
+    forward_batched,
+    gem,
+    l2n,
+    split_model,
+    trainable_layer_names,
+)
+from lookalike.model.views import augment_photo, catalogue_to_store, foreground_mask, ingest_views  # noqa: E402
 
 IMG_EXT = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
-N_BLOCKS = sum(r for r, *_ in backbone.BLOCK_ARGS)  # 16
-
-
-def _block_specs() -> list[tuple[int, int, int, int, int]]:
-    out = []
-    for repeats, k, s, e, ci, co in backbone.BLOCK_ARGS:
-        for r in range(repeats):
-            out.append((k, s if r == 0 else 1, e, ci if r == 0 else co, co))
-    return out
-
-
-BLOCKS = _block_specs()
-
-
-# ----------------------------------------------------------------------------- data
 @dataclass
 class Dataset:
     catalogue: list[np.ndarray]
@@ -124,197 +120,7 @@ def load_folders(root: str | Path, products: Sequence[str] | None = None) -> Dat
 
 
 # ---------------------------------------------------------------------- augmentation
-def _colour(img: np.ndarray, rng: np.random.Generator, strength: float = 0.3) -> np.ndarray:
-    x = img.astype(np.float32)
-    grey = x.mean(axis=2, keepdims=True)
-    x = grey + (x - grey) * rng.uniform(1 - strength, 1 + strength)  # saturation
-    m = x.mean()
-    x = m + (x - m) * rng.uniform(1 - strength, 1 + strength)  # contrast
-    x = x * rng.uniform(1 - strength, 1 + strength) * rng.uniform(0.9, 1.1, 3)  # brightness, cast
-    return np.clip(x, 0, 255).astype(np.uint8)
-
-
-def _blur(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    u = rng.random()
-    if u < 0.35:
-        return cv2.GaussianBlur(img, (0, 0), rng.uniform(0.5, 1.8))
-    if u < 0.5:  # motion blur
-        k = int(rng.integers(3, 9))
-        kern = np.zeros((k, k), np.float32)
-        kern[k // 2] = 1 / k
-        rot = cv2.getRotationMatrix2D((k / 2 - 0.5, k / 2 - 0.5), rng.uniform(0, 180), 1)
-        kern = cv2.warpAffine(kern, rot, (k, k))
-        return cv2.filter2D(img, -1, kern / max(kern.sum(), 1e-6))
-    return img
-
-
-def augment_photo(img: np.ndarray, rng: np.random.Generator, side: int = 224) -> np.ndarray:
-    """Rotation +-15 deg, crop of 45-100 % of the area (aspect 3/4..4/3), flip, colour, blur."""
-    h, w = img.shape[:2]
-    rot = cv2.getRotationMatrix2D((w / 2, h / 2), rng.uniform(-15, 15), 1.0)
-    img = cv2.warpAffine(img, rot, (w, h), borderMode=cv2.BORDER_REFLECT_101)
-    area, aspect = rng.uniform(0.45, 1.0), np.exp(rng.uniform(np.log(3 / 4), np.log(4 / 3)))
-    cw = int(min(w, round(w * np.sqrt(area * aspect))))
-    ch = int(min(h, round(h * np.sqrt(area / aspect))))
-    x0, y0 = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
-    img = to_model_input(img[y0:y0 + ch, x0:x0 + cw], side)
-    if rng.random() < 0.5:
-        img = img[:, ::-1]
-    return _blur(_colour(np.ascontiguousarray(img), rng), rng)
-
-
-def foreground_mask(cat: np.ndarray) -> np.ndarray:
-    """Float 0..1 alpha of a product on a (near-)white background."""
-    diff = 255 - cat.astype(np.int16).min(axis=2)
-    mask = (diff > 20).astype(np.uint8)
-    mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, np.ones((7, 7), np.uint8))
-    n, lab, stats, _ = cv2.connectedComponentsWithStats(mask)
-    if n > 1:  # drop specks
-        keep = np.zeros(n, np.uint8)
-        keep[1:] = stats[1:, cv2.CC_STAT_AREA] >= 0.01 * mask.size
-        mask = keep[lab]
-    # fill holes: background = what is connected to the border
-    inv = (1 - mask).astype(np.uint8)
-    ff = inv.copy()
-    cv2.floodFill(ff, np.zeros((ff.shape[0] + 2, ff.shape[1] + 2), np.uint8), (0, 0), 2)
-    mask = np.where(ff == 2, 0, 1).astype(np.uint8) if inv[0, 0] else mask
-    if mask.mean() < 0.05 or mask.mean() > 0.97:  # not a white-background image
-        return np.ones(cat.shape[:2], np.float32)
-    return cv2.GaussianBlur(mask.astype(np.float32), (0, 0), 1.0)
-
-
-def synthetic_clutter(rng: np.random.Generator, side: int) -> np.ndarray:
-    """Boxes and blobs of other colours, like packs on a shelf, slightly blurred."""
-    bg = np.empty((side, side, 3), np.uint8)
-    bg[:] = rng.integers(40, 220, 3)
-    for _ in range(int(rng.integers(15, 40))):
-        x, y = (int(v) for v in rng.integers(-side // 4, side, 2))
-        w, h = (int(v) for v in rng.integers(side // 12, side // 2, 2))
-        col = rng.integers(0, 256, 3).tolist()
-        if rng.random() < 0.5:
-            cv2.rectangle(bg, (x, y), (x + w, y + h), col, -1)
-        else:
-            cv2.ellipse(bg, (x, y), (w // 2, h // 2), 0, 0, 360, col, -1)
-    return cv2.GaussianBlur(bg, (0, 0), rng.uniform(0.5, 2.5))
-
-
-def _clutter_crop(clutter: Sequence[np.ndarray], rng: np.random.Generator, side: int) -> np.ndarray:
-    if not len(clutter):
-        return synthetic_clutter(rng, side)
-    src = clutter[int(rng.integers(len(clutter)))]
-    h, w = src.shape[:2]
-    s = int(min(h, w) * rng.uniform(0.4, 1.0))
-    y0, x0 = int(rng.integers(0, h - s + 1)), int(rng.integers(0, w - s + 1))
-    bg = to_model_input(src[y0:y0 + s, x0:x0 + s], side)
-    return bg[:, ::-1].copy() if rng.random() < 0.5 else bg
-
-
-def _paste(canvas: np.ndarray, obj: np.ndarray, alpha: np.ndarray, rng: np.random.Generator,
-           scale: float, centre: tuple[float, float]) -> None:
-    side = canvas.shape[0]
-    h, w = obj.shape[:2]
-    f = scale * side / max(h, w)
-    src = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
-    dst = (src - [w / 2, h / 2]) * f
-    ang = np.deg2rad(rng.uniform(-25, 25))
-    dst = dst @ np.float32([[np.cos(ang), np.sin(ang)], [-np.sin(ang), np.cos(ang)]])
-    dst = dst + rng.uniform(-0.12, 0.12, (4, 2)) * scale * side + centre  # perspective
-    m = cv2.getPerspectiveTransform(src, dst.astype(np.float32))
-    o = cv2.warpPerspective(obj, m, (side, side), flags=cv2.INTER_LINEAR)
-    a = cv2.warpPerspective(alpha, m, (side, side), flags=cv2.INTER_LINEAR)[..., None]
-    canvas[:] = canvas * (1 - a) + o.astype(np.float32) * a
-
-
-def catalogue_to_store(cat: np.ndarray, rng: np.random.Generator, clutter: Sequence[np.ndarray] = (),
-                       side: int = 224, alpha: np.ndarray | None = None) -> np.ndarray:
-    """The catalogue product cut out and composited as on a shelf or in a pile."""
-    alpha = foreground_mask(cat) if alpha is None else alpha
-    canvas = _clutter_crop(clutter, rng, side).astype(np.float32)
-    if rng.random() < 0.4:  # a pile: several instances behind the main one
-        for _ in range(int(rng.integers(1, 5))):
-            _paste(canvas, cat, alpha, rng, rng.uniform(0.3, 0.6), tuple(rng.uniform(0.1, 0.9, 2) * side))
-        scale = rng.uniform(0.4, 0.75)
-    else:
-        scale = rng.uniform(0.45, 1.0)
-    _paste(canvas, cat, alpha, rng, scale, tuple(side / 2 + rng.uniform(-0.15, 0.15, 2) * side))
-    # lighting: global gain, colour cast, linear gradient
-    gy, gx = np.mgrid[0:side, 0:side].astype(np.float32) / side - 0.5
-    d = rng.normal(size=2)
-    grad = 1 + rng.uniform(0, 0.5) * (gx * d[0] + gy * d[1]) / max(np.linalg.norm(d), 1e-6)
-    canvas *= grad[..., None] * rng.uniform(0.65, 1.25) * rng.uniform(0.88, 1.12, 3)
-    canvas += rng.normal(0, rng.uniform(0, 5), canvas.shape)
-    img = np.clip(canvas, 0, 255).astype(np.uint8)
-    if rng.random() < 0.5:
-        img = img[:, ::-1].copy()
-    return _blur(_colour(img, rng, 0.2), rng)
-
-
-def _image_seed(img: np.ndarray, seed: int) -> int:
-    return zlib.crc32(np.ascontiguousarray(img).tobytes()) ^ (seed * 0x9E3779B1 & 0xFFFFFFFF)
-
-
-def ingest_views(cat: np.ndarray, n_views: int, seed: int = 0, side: int = 224,
-                 kind: str = "clutter") -> list[np.ndarray]:
-    """View 0 is the image itself; the rest are deterministic augmentations of it:
-    'clutter' = composited onto synthetic shelves, 'photo' = crop/rotate/colour on white."""
-    views = [to_model_input(cat, side)]
-    if n_views == 1:  # the shipped model: no mask, no hash (they cost more than the decode)
-        return views
-    rng = np.random.default_rng(_image_seed(cat, seed))
-    alpha = foreground_mask(cat) if kind == "clutter" else None
-    for _ in range(n_views - 1):
-        views.append(catalogue_to_store(cat, rng, (), side, alpha) if kind == "clutter"
-                     else augment_photo(cat, rng, side))
-    return views
-
-
 # ---------------------------------------------------------------------------- model
-def _block_output(model: keras.Model, i: int):
-    names = {layer.name for layer in model.layers}
-    return model.get_layer(f"block{i}_add" if f"block{i}_add" in names else f"block{i}_project_bn").output
-
-
-def split_model(split: int = 13, full: keras.Model | None = None) -> tuple[keras.Model, keras.Model]:
-    """(trunk: image -> output of block split-1, tail: that -> 1280-channel map), ImageNet weights."""
-    full = full if full is not None else backbone.pretrained_lite0(include_top=False)
-    trunk = keras.Model(full.input, _block_output(full, split - 1), name="trunk")
-    inp = keras.Input((None, None, BLOCKS[split][3]), name="tail_in")
-    x = inp
-    for i in range(split, N_BLOCKS):
-        x = backbone._block(x, i, *BLOCKS[i])
-    x = layers.Conv2D(backbone.FEATURE_DIM, 1, use_bias=False, name="head_conv")(x)
-    x = layers.BatchNormalization(epsilon=1e-3, name="head_bn")(x)
-    x = layers.ReLU(6.0, name="head_relu6")(x)
-    tail = keras.Model(inp, x, name="tail")
-    for layer in tail.layers:
-        if layer.weights:
-            layer.set_weights(full.get_layer(layer.name).get_weights())
-    return trunk, tail
-
-
-def trainable_layer_names(tail: keras.Model, unfreeze: int) -> list[str]:
-    """Layers of the last `unfreeze` blocks + head conv/bn (unfreeze=0: none)."""
-    if unfreeze <= 0:
-        return []
-    first = N_BLOCKS - unfreeze
-    keep = tuple(f"block{i}_" for i in range(first, N_BLOCKS)) + ("head_",)
-    return [layer.name for layer in tail.layers if layer.weights and layer.name.startswith(keep)]
-
-
-def gem(x: tf.Tensor, p: float) -> tf.Tensor:
-    if p == 1:
-        return tf.reduce_mean(x, axis=[1, 2])
-    return tf.pow(tf.reduce_mean(tf.pow(tf.maximum(x, 1e-6), p), axis=[1, 2]), 1.0 / p)
-
-
-def l2n(v: np.ndarray) -> np.ndarray:
-    return v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-12)
-
-
-def forward_batched(fn, x: np.ndarray, bs: int = 64) -> np.ndarray:
-    return np.concatenate([fn(tf.constant(x[i:i + bs], tf.float32)).numpy() for i in range(0, len(x), bs)])
-
-
 # ------------------------------------------------------------------------- training
 @dataclass
 class TrainConfig:
@@ -459,12 +265,12 @@ def fit(ts: TrainingSet, cfg: TrainConfig, full: keras.Model | None = None, log=
     first = N_BLOCKS - cfg.unfreeze
     x_all = ts.features
     if first > cfg.split:  # run the frozen part of the tail once
-        frozen = keras.Model(tail.input, _block_output(tail, first - 1))
+        frozen = keras.Model(tail.input, block_output(tail, first - 1))
         x_all = forward_batched(tf.function(lambda x: frozen(x, training=False)), x_all, 128).astype(np.float16)
         sub_in = keras.Input(x_all.shape[1:])
         x = sub_in
         for i in range(first, N_BLOCKS):
-            x = backbone._block(x, i, *BLOCKS[i])
+            x = backbone.block(x, i, *BLOCKS[i])
         for nm in ("head_conv", "head_bn", "head_relu6"):
             x = tail.get_layer(nm)(x)
         sub = keras.Model(sub_in, x)
@@ -518,14 +324,11 @@ def _warm_step(cls, opt, x, y):
 
 
 # ------------------------------------------------------------------------- artifact
-def _stem(path: str | Path) -> Path:
-    p = Path(path)
-    return p.with_suffix("") if p.suffix in (".npz", ".json") else p
 
 
 def save_artifact(tr: Trained, path: str | Path, extra: dict | None = None) -> Path:
     """<path>.npz: trained layers (float16) + constants (float32); <path>.json: config."""
-    stem = _stem(path)
+    stem = artifact_stem(path)
     stem.parent.mkdir(parents=True, exist_ok=True)
     arrays: dict[str, np.ndarray] = {}
     for nm in tr.trained_layers:
@@ -542,54 +345,6 @@ def save_artifact(tr: Trained, path: str | Path, extra: dict | None = None) -> P
             "train_seconds": round(tr.seconds, 1), **(extra or {})}
     Path(f"{stem}.json").write_text(json.dumps(meta, indent=2))
     return Path(f"{stem}.npz")
-
-
-def apply_artifact(tail: keras.Model, arrays) -> None:
-    by_layer: dict[str, dict[int, np.ndarray]] = {}
-    for k in arrays.files if hasattr(arrays, "files") else arrays:
-        if k.startswith("layer/"):
-            _, nm, j = k.split("/")
-            by_layer.setdefault(nm, {})[int(j)] = np.asarray(arrays[k], np.float32)
-    for nm, ws in by_layer.items():
-        tail.get_layer(nm).set_weights([ws[j] for j in range(len(ws))])
-
-
-class TrainedEmbedder:
-    """Load an artifact written by save_artifact; see the module docstring."""
-
-    def __init__(self, path: str | Path, batch_size: int = 32) -> None:
-        stem = _stem(path)
-        self.meta = json.loads(Path(f"{stem}.json").read_text())
-        self.cfg = TrainConfig(**self.meta["config"])
-        arrays = np.load(f"{stem}.npz")
-        trunk, tail = split_model(self.cfg.split)
-        apply_artifact(tail, arrays)
-        self.proj = np.asarray(arrays["proj"], np.float32) if "proj" in arrays.files else None
-        self.cat_mean = arrays["cat_mean"] if "cat_mean" in arrays.files else None
-        self.query_mean = arrays["query_mean"] if "query_mean" in arrays.files else None
-        self.side, self.n_views, self.batch_size = self.cfg.side, self.cfg.n_views, batch_size
-        self.dim = self.proj.shape[1] if self.proj is not None else backbone.FEATURE_DIM
-        p = self.cfg.gem_p
-        spec = tf.TensorSpec([None, self.side, self.side, 3], tf.float32)
-        self._forward = tf.function(lambda x: gem(tail(trunk(x, training=False), training=False), p),
-                                    input_signature=[spec])
-
-    def _embed(self, batch: list[np.ndarray], mean: np.ndarray | None) -> np.ndarray:
-        if not batch:
-            return np.zeros((0, self.dim), np.float32)
-        x = np.stack(batch).astype(np.float32)
-        v = forward_batched(self._forward, x, self.batch_size)
-        v = l2n(v @ self.proj if self.proj is not None else v)
-        return (l2n(v - mean) if mean is not None else v).astype(np.float32)
-
-    def embed_catalogue(self, images: Sequence[np.ndarray]) -> np.ndarray:
-        """[len(images) * n_views, dim]; rows i*n_views.. belong to image i (row 0 = the image as is)."""
-        views = [v for img in images
-                 for v in ingest_views(img, self.n_views, self.cfg.seed, self.side, self.cfg.view_kind)]
-        return self._embed(views, self.cat_mean)
-
-    def embed_query(self, images: Sequence[np.ndarray]) -> np.ndarray:
-        return self._embed([to_model_input(img, self.side) for img in images], self.query_mean)
 
 
 # --------------------------------------------------------------------------- driver
@@ -615,7 +370,7 @@ def train(ds: Dataset, out: str | Path, cfg: TrainConfig = TrainConfig(), log=pr
     tr.seconds = time.time() - t0
     save_artifact(tr, out, {"data": {"products": ts.classes, "photos": len(ds.photos),
                                      "catalogue_images": len(ds.catalogue)}})
-    log(f"saved {_stem(out)}.npz ({os.path.getsize(f'{_stem(out)}.npz') / 1e6:.1f} MB) in {tr.seconds:.0f}s")
+    log(f"saved {artifact_stem(out)}.npz ({os.path.getsize(f'{artifact_stem(out)}.npz') / 1e6:.1f} MB) in {tr.seconds:.0f}s")
     return tr
 
 

@@ -1,0 +1,78 @@
+"""The `lookalike` Typer app and what its commands share: console, client, progress, tables."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.text import Text
+
+from lookalike.config import get_settings
+
+app = typer.Typer(help="lookalike: find the catalogue products that look like a photo.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+console = Console()
+ServerOpt = Annotated[Optional[str], typer.Option("--server", "-s",
+                      help="query service address [env LOOKALIKE_SERVER]")]
+
+
+def row(*cells: object) -> list[Text]:
+    """Table cells as plain text: product ids and titles are data, never Rich markup."""
+    return [Text(str(cell)) for cell in cells]
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    console.print(f"[red]{escape(message)}[/]")
+    return typer.Exit(code)
+
+
+def client_for(server: str | None):
+    from lookalike.client import Client
+
+    settings = get_settings()
+    return Client(server or settings.server, api_key=settings.api_key, tls=settings.tls,
+                  tls_ca=settings.tls_ca)
+
+
+
+def progress_bar() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("{task.fields[note]}"), TimeElapsedColumn(), console=console)
+
+
+def ingest_with_progress(client, entries, stall_s: float | None = None):
+    from lookalike.tools import bulk
+
+    with progress_bar() as progress:
+        task = progress.add_task("ingest", total=len(entries), note="")
+
+        def update(total: int, done: int, failed: int) -> None:
+            progress.update(task, total=total, completed=done + failed,
+                            note=f"{done} stored, {failed} failed")
+
+        try:
+            outcome = bulk.ingest(client, entries, update, stall_s=stall_s or bulk.STALL_S)
+        except bulk.IngestStalled as exc:
+            raise fail(str(exc), 3) from None
+    failures = outcome.failures
+    console.print(f"[green]{outcome.done} stored[/], [{'red' if failures else 'green'}]"
+                  f"{len(failures)} failed[/] (jobs: {', '.join(j.job_id for j in outcome.jobs)})")
+    if failures:
+        table = Table("product", "image", "reason", title="Failed items")
+        for f in failures:
+            table.add_row(*row(f.product_id, f.image_id, f.reason))
+        console.print(table)
+    return outcome
+
+
+
+def print_matches(response, title: str) -> None:
+    table = Table("#", "product", "score", "category", "title", "image", title=escape(title))
+    for rank, m in enumerate(response.matches, start=1):
+        table.add_row(*row(rank, m.product_id, f"{m.score:.3f}", m.category, m.title, m.image_id))
+    console.print(table)
+    console.print(escape(f"model {response.model}, {response.server_ms:.1f} ms in the server"))

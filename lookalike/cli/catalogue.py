@@ -1,0 +1,97 @@
+"""Client commands against a running service: health, ingest, search, stats, delete."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import grpc
+import typer
+from rich.markup import escape
+
+from lookalike.cli.app import (
+    ServerOpt,
+    app,
+    client_for,
+    console,
+    fail,
+    ingest_with_progress,
+    print_matches,
+)
+
+
+@app.command()
+def health(server: ServerOpt = None) -> None:
+    """Exit 0 when the query service answers SERVING."""
+    with client_for(server) as client:
+        ok = client.healthy()
+    console.print("SERVING" if ok else "NOT SERVING")
+    raise typer.Exit(0 if ok else 1)
+
+
+@app.command()
+def ingest(
+    catalogue: Annotated[Path, typer.Argument(help="CSV, benchmark folder (gallery.csv), "
+                                              "or folder of product folders")],
+    server: ServerOpt = None,
+    stall_timeout: Annotated[float, typer.Option(
+        help="give up waiting when no image was processed for this many seconds")] = 300.0,
+) -> None:
+    """Load catalogue images into the service, with a live progress bar."""
+    from lookalike.tools.catalogue import read_catalogue
+
+    entries = read_catalogue(catalogue)
+    console.print(escape(f"{len(entries)} images of {len({e.product_id for e in entries})} "
+                         f"products from {catalogue}"))
+    with client_for(server) as client:
+        outcome = ingest_with_progress(client, entries, stall_timeout)
+    raise typer.Exit(1 if outcome.failures else 0)
+
+
+@app.command()
+def search(
+    image: Annotated[Path, typer.Argument(help="photo to look up")],
+    top_k: Annotated[int, typer.Option("--top-k", "-k")] = 5,
+    category: Annotated[Optional[list[str]], typer.Option(help="only these categories")] = None,
+    label: Annotated[Optional[list[str]], typer.Option(help="only products with these labels")] = None,
+    min_score: Annotated[float, typer.Option(help="drop matches below this cosine score")] = 0.0,
+    sheet: Annotated[Optional[Path], typer.Option(help="write a contact sheet PNG here")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
+    server: ServerOpt = None,
+) -> None:
+    """Print the products that look like IMAGE, best first."""
+    data = image.read_bytes()
+    with client_for(server) as client:
+        try:
+            response = client.search(data, top_k, category or (), label or (), min_score)
+        except grpc.RpcError as exc:
+            raise fail(f"{exc.code().name}: {exc.details()}", 1) from None
+    if as_json:
+        from google.protobuf.json_format import MessageToDict
+
+        print(json.dumps(MessageToDict(response), indent=2))
+    else:
+        print_matches(response, f"Products like {image.name}")
+    if sheet:
+        from lookalike.imaging import decode
+        from lookalike.tools import sheet as sheets
+
+        sheets.render([sheets.query_row(decode(data), response.matches)], sheet)
+        console.print(escape(f"contact sheet: {sheet}"))
+
+
+@app.command()
+def stats(server: ServerOpt = None) -> None:
+    """Catalogue size and the model that embedded it."""
+    with client_for(server) as client:
+        s = client.stats()
+    console.print(escape(f"collection {s.collection}: {s.points} images of {s.products} "
+                         f"products, model {s.model_name}@{s.model_version} ({s.vector_size}-d)"))
+
+
+@app.command()
+def delete(product_ids: Annotated[list[str], typer.Argument()], server: ServerOpt = None) -> None:
+    """Remove every image of the given products."""
+    with client_for(server) as client:
+        console.print(f"deleted {client.delete(product_ids)} images")

@@ -1,0 +1,48 @@
+"""Concurrent searches share forward passes.
+
+The queries waiting when the model becomes free go through it as one batch, because per
+image a batch costs much less than single passes (measured on 2 cores: batch 32 at 0.6x of
+batch 1 per image), and one thread running the model at a time keeps latency even instead
+of 8 passes fighting over the cores. A lone query goes at once: there is no waiting window.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from concurrent.futures import Future
+
+import numpy as np
+
+from lookalike.model.base import EmbeddingModel
+
+
+class QueryBatcher:
+    def __init__(self, model: EmbeddingModel, max_batch: int = 8) -> None:
+        self.model, self.max_batch = model, max(1, max_batch)
+        self._waiting: queue.SimpleQueue[tuple[np.ndarray, Future]] = queue.SimpleQueue()
+        threading.Thread(target=self._run, name="lookalike-embed", daemon=True).start()
+
+    def embed_query(self, image: np.ndarray) -> np.ndarray:
+        """One photo (RGB uint8, any size) -> its unit vector; raises what the model raised."""
+        done: Future = Future()
+        # Prepared here, in the caller's thread: only the forward pass is serialised.
+        self._waiting.put((self.model.prepare(image), done))
+        return done.result()
+
+    def _run(self) -> None:
+        while True:
+            batch = [self._waiting.get()]
+            while len(batch) < self.max_batch:
+                try:
+                    batch.append(self._waiting.get_nowait())
+                except queue.Empty:
+                    break
+            try:
+                vectors = self.model.embed_prepared([image for image, _ in batch])
+            except Exception as exc:  # noqa: BLE001 - handed to every caller of the batch
+                for _, done in batch:
+                    done.set_exception(exc)
+                continue
+            for (_, done), vector in zip(batch, vectors):
+                done.set_result(vector)

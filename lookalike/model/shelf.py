@@ -1,0 +1,74 @@
+"""`lite0-shelf`: EfficientNet-Lite0 with its tail fine-tuned on shop-shelf photos.
+
+The artifact (`<name>.npz` + `<name>.json`, written by lookalike.training) holds only
+the trained layers and the constants; the rest is the ImageNet network. Its version is
+the artifact's hash, so retraining changes it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from lookalike.model import backbone
+from lookalike.model.base import EmbeddingModel, unit
+from lookalike.model.tail import forward_batched, gem, split_model
+from lookalike.model.views import ingest_views
+
+
+def artifact_stem(path: str | Path) -> Path:
+    p = Path(path)
+    return p.with_suffix("") if p.suffix in (".npz", ".json") else p
+
+
+def apply_artifact(tail: tf.keras.Model, arrays) -> None:
+    """Load the trained layers (`layer/<name>/<j>` arrays) into the tail."""
+    by_layer: dict[str, dict[int, np.ndarray]] = {}
+    for k in arrays.files if hasattr(arrays, "files") else arrays:
+        if k.startswith("layer/"):
+            _, nm, j = k.split("/")
+            by_layer.setdefault(nm, {})[int(j)] = np.asarray(arrays[k], np.float32)
+    for nm, ws in by_layer.items():
+        tail.get_layer(nm).set_weights([ws[j] for j in range(len(ws))])
+
+
+class ShelfModel(EmbeddingModel):
+    def __init__(self, name: str, version: str, artifact: str | Path, batch_size: int = 32) -> None:
+        self.name, self.version, self.batch_size = name, version, batch_size
+        stem = artifact_stem(artifact)
+        self.meta = json.loads(Path(f"{stem}.json").read_text())
+        config = self.meta["config"]
+        arrays = np.load(f"{stem}.npz")
+        trunk, tail = split_model(config.get("split", 13))
+        apply_artifact(tail, arrays)
+        self.proj = np.asarray(arrays["proj"], np.float32) if "proj" in arrays.files else None
+        self.cat_mean = arrays["cat_mean"] if "cat_mean" in arrays.files else None
+        self.query_mean = arrays["query_mean"] if "query_mean" in arrays.files else None
+        self.side, self.n_views = config.get("side", 224), config.get("n_views", 1)
+        self.seed, self.view_kind = config.get("seed", 0), config.get("view_kind", "clutter")
+        self.dim = self.proj.shape[1] if self.proj is not None else backbone.FEATURE_DIM
+        p = config.get("gem_p", 1.0)
+        spec = tf.TensorSpec([None, self.side, self.side, 3], tf.float32)
+        self._forward = tf.function(lambda x: gem(tail(trunk(x, training=False), training=False), p),
+                                    input_signature=[spec])
+
+    def _embed(self, batch: Sequence[np.ndarray], mean: np.ndarray | None) -> np.ndarray:
+        if not batch:
+            return np.zeros((0, self.dim), np.float32)
+        v = forward_batched(self._forward, np.stack(batch).astype(np.float32), self.batch_size)
+        v = unit(v @ self.proj if self.proj is not None else v)
+        return (unit(v - mean) if mean is not None else v).astype(np.float32)
+
+    def embed_prepared(self, batch: Sequence[np.ndarray]) -> np.ndarray:
+        return self._embed(batch, self.query_mean)
+
+    def embed_catalogue(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
+        # Views are seeded from the image's pixels: the same image always gives the same rows.
+        views = [v for img in images
+                 for v in ingest_views(img, self.n_views, self.seed, self.side, self.view_kind)]
+        rows = self._embed(views, self.cat_mean)
+        return list(rows.reshape(len(images), self.n_views, self.dim))

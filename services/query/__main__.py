@@ -1,0 +1,3 @@
+from lookalike_services.query.main import main
+
+main()

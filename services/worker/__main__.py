@@ -1,0 +1,3 @@
+from lookalike_services.worker.main import main
+
+main()
