@@ -25,7 +25,16 @@ import tensorflow as tf  # noqa: E402
 
 from lookalike.model import backbone  # noqa: E402
 from lookalike.model.preprocess import to_model_input  # noqa: E402
-from lookalike.training import train as T
+from lookalike.model.tail import forward_batched, l2n, split_model  # noqa: E402
+from lookalike.model.views import ingest_views  # noqa: E402
+from lookalike.training import (  # noqa: E402
+    TrainConfig,
+    TrainingSet,
+    build_training_set,
+    fit,
+    load_benchmark,
+    save_artifact,
+)
 
 SPLIT, K, N_VIEWS = 13, 4, 16
 
@@ -60,14 +69,14 @@ def build_cache(data: Path, cache: Path, fold_list, log=print) -> dict:
     if (cache / "done.json").is_file():
         return json.loads((cache / "done.json").read_text())
     t0 = time.time()
-    ds = T.load_benchmark(data)
+    ds = load_benchmark(data)
     full = backbone.pretrained_lite0(include_top=False)
-    trunk, _ = T.split_model(SPLIT, full)
+    trunk, _ = split_model(SPLIT, full)
     fn = tf.function(lambda x: trunk(x, training=False), reduce_retracing=True)
 
     def run(imgs, side=224):
         x = np.stack([to_model_input(i, side) for i in imgs]).astype(np.float32)
-        return T.forward_batched(fn, x).astype(np.float16)
+        return forward_batched(fn, x).astype(np.float16)
 
     np.save(cache / "q224.npy", run(ds.photos))
     np.save(cache / "qcrop224.npy", run([centre_crop(p) for p in ds.photos]))
@@ -78,14 +87,14 @@ def build_cache(data: Path, cache: Path, fold_list, log=print) -> dict:
     np.save(cache / "g320.npy", run(ds.catalogue, 320))
     log(f"queries cached {time.time() - t0:.0f}s")
     for kind in ("clutter", "photo"):
-        views = [v for img in ds.catalogue for v in T.ingest_views(img, N_VIEWS, 0, 224, kind)]
+        views = [v for img in ds.catalogue for v in ingest_views(img, N_VIEWS, 0, 224, kind)]
         np.save(cache / f"g_{kind}.npy", run(views).reshape(len(ds.catalogue), N_VIEWS, 7, 7, -1))
     # training views: composites of product P use clutter from photos of P's own fold only,
     # so when P is a training product its backgrounds are training products too (no leakage).
     fold_of = {p: k for k, ps in enumerate(fold_list) for p in ps}
     clutter_for = {p: [ph for ph, lab in zip(ds.photos, ds.photo_labels) if fold_of[lab] == fold_of[p] and lab != p]
                    for p in fold_of}
-    ts = T.build_training_set(ds, fn, T.TrainConfig(), clutter_for, log)
+    ts = build_training_set(ds, fn, TrainConfig(), clutter_for, log)
     np.save(cache / "train_x.npy", ts.features)
     np.save(cache / "train_y.npy", ts.labels)
     np.save(cache / "train_dom.npy", ts.domain)
@@ -122,7 +131,7 @@ def regions(maps, p, levels=3):
         pos = np.unique(np.round(np.linspace(0, s - w, lev)).astype(int))
         for y in pos:
             for x in pos:
-                out.append(T.l2n(gem_np(maps[:, y:y + w, x:x + w], p)))
+                out.append(l2n(gem_np(maps[:, y:y + w, x:x + w], p)))
     return np.stack(out, 1)
 
 
@@ -156,11 +165,11 @@ def main():
     meta = build_cache(a.data, a.cache, fl, log)
     qlab, glab = np.asarray(meta["photo_labels"]), np.asarray(meta["cat_labels"])
     full = backbone.pretrained_lite0(include_top=False)
-    _, tail = T.split_model(SPLIT, full)
+    _, tail = split_model(SPLIT, full)
     tfn = tf.function(lambda x: tail(x, training=False), reduce_retracing=True)
 
     def maps(name):
-        return T.forward_batched(tfn, np.load(a.cache / f"{name}.npy").astype(np.float32), 128).astype(np.float16)
+        return forward_batched(tfn, np.load(a.cache / f"{name}.npy").astype(np.float32), 128).astype(np.float16)
 
     rows: dict[str, list] = defaultdict(list)
 
@@ -172,7 +181,7 @@ def main():
         M = {"q": maps("q224"), "qc": maps("qcrop224"), "q320": maps("q320"), "g320": maps("g320")}
         qpad = M["q"].copy()
         qpad[np.load(a.cache / "qpad_idx.npy")] = maps("qpad224")
-        gmaps = {k: T.forward_batched(tfn, np.load(a.cache / f"g_{k}.npy").reshape(-1, 7, 7, 192).astype(np.float32),
+        gmaps = {k: forward_batched(tfn, np.load(a.cache / f"g_{k}.npy").reshape(-1, 7, 7, 192).astype(np.float32),
                                    128).reshape(40, N_VIEWS, 7, 7, -1) for k in ("clutter", "photo")}
         for k, test in enumerate(fl):
             qi, gi = np.isin(qlab, test), np.isin(glab, test)
@@ -182,19 +191,19 @@ def main():
                     crop=False, white=False):
                 qm = M["q"] if qmaps is None else qmaps
                 gall = gmaps[vkind][:, :nviews] if gm is None else gm[:, None]
-                G = T.l2n(gem_np(gall.reshape(-1, *gall.shape[2:]), p)).reshape(40, gall.shape[1], -1)
-                Q = T.l2n(gem_np(qm, p))[:, None]
+                G = l2n(gem_np(gall.reshape(-1, *gall.shape[2:]), p)).reshape(40, gall.shape[1], -1)
+                Q = l2n(gem_np(qm, p))[:, None]
                 if region:
                     Q = regions(qm, p)
                 if crop:
-                    Q = np.concatenate([Q, T.l2n(gem_np(M["qc"], p))[:, None]], 1)
+                    Q = np.concatenate([Q, l2n(gem_np(M["qc"], p))[:, None]], 1)
                 if dmean:
                     cm, qmean = G[tg].reshape(-1, G.shape[-1]).mean(0), Q[tq, 0].mean(0)
-                    G, Q = T.l2n(G - cm), T.l2n(Q - qmean)
+                    G, Q = l2n(G - cm), l2n(Q - qmean)
                 if white:
                     train = np.concatenate([G[tg].reshape(-1, G.shape[-1]), Q[tq, 0]])
                     mu, P = whitening(train)
-                    G, Q = T.l2n((G - mu) @ P), T.l2n((Q - mu) @ P)
+                    G, Q = l2n((G - mu) @ P), l2n((Q - mu) @ P)
                 gv = G[gi].reshape(-1, G.shape[-1])
                 record(name, k, score(Q[qi], qlab[qi], gv, np.repeat(glab[gi], G.shape[1])))
 
@@ -225,32 +234,32 @@ def main():
         q224 = np.load(a.cache / "q224.npy")
         gcl = np.load(a.cache / "g_clutter.npy")
         configs = {
-            "CE head, frozen (256-d)": T.TrainConfig(mode="head", loss="ce", steps=1000, head_steps=0),
-            "cosine head, frozen (256-d)": T.TrainConfig(mode="head", loss="cosine", steps=1000, head_steps=0),
-            "CE, unfreeze block15+head": T.TrainConfig(mode="unfreeze", loss="ce", steps=a.steps),
-            "cosine, unfreeze block15+head": T.TrainConfig(mode="unfreeze", loss="cosine", steps=a.steps),
+            "CE head, frozen (256-d)": TrainConfig(mode="head", loss="ce", steps=1000, head_steps=0),
+            "cosine head, frozen (256-d)": TrainConfig(mode="head", loss="cosine", steps=1000, head_steps=0),
+            "CE, unfreeze block15+head": TrainConfig(mode="unfreeze", loss="ce", steps=a.steps),
+            "cosine, unfreeze block15+head": TrainConfig(mode="unfreeze", loss="cosine", steps=a.steps),
         }
         for k, test in enumerate(fl):
             keep = ~np.isin(np.asarray(classes)[ty], test)
             sub_classes = [c for c in classes if c not in test]
             remap = np.asarray([sub_classes.index(c) if c in sub_classes else -1 for c in classes])
-            ts = T.TrainingSet(tx[keep], remap[ty[keep]], tdom[keep], sub_classes)
+            ts = TrainingSet(tx[keep], remap[ty[keep]], tdom[keep], sub_classes)
             qi, gi = np.isin(qlab, test), np.isin(glab, test)
             for name, cfg in configs.items():
-                tr = T.fit(ts, cfg, full, log=lambda *m: None)
+                tr = fit(ts, cfg, full, log=lambda *m: None)
                 Qall = tr.embed_features(q224)
                 Gall = tr.embed_features(gcl.reshape(-1, 7, 7, 192)).reshape(40, N_VIEWS, -1)
                 for nv, dm in ((1, False), (8, True)):
                     G, Q = Gall[:, :nv], Qall
                     if dm:
                         cm, qm = G[~gi].reshape(-1, G.shape[-1]).mean(0), Q[~qi].mean(0)
-                        G, Q = T.l2n(G - cm), T.l2n(Q - qm)
+                        G, Q = l2n(G - cm), l2n(Q - qm)
                     suffix = "" if nv == 1 else " + dmean + views x8"
                     record(name + suffix, k, score(Q[qi][:, None], qlab[qi],
                                                    G[gi].reshape(-1, G.shape[-1]), np.repeat(glab[gi], nv)),
                            tr.seconds)
                 if k == 0:
-                    T.save_artifact(tr, a.out / f"fold0-{name.split(',')[0].replace(' ', '_')}")
+                    save_artifact(tr, a.out / f"fold0-{name.split(',')[0].replace(' ', '_')}")
 
     log("\n| method | R@1 | R@5 | mAP | train s/fold |\n|---|---|---|---|---|")
     for name, rs in rows.items():
