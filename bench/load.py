@@ -10,46 +10,23 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
-import threading
-import time
-from collections import Counter
 from pathlib import Path
 
-import grpc
-import numpy as np
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # `python bench/load.py` puts bench/ first, not the repo
+    sys.path.insert(0, str(ROOT))
 
-from lookalike.client import Client
-from lookalike.config import Settings
-from lookalike.model import DEFAULT_MODEL, model_id
-from lookalike.store import CatalogueImage, CatalogueStore
-from lookalike.tools.local import start_service, stop
-from lookalike.tools.sample import generate
+from bench.common import DEFAULT_DATA, load_search, pct, rss_mib, write_catalogue  # noqa: E402
+from lookalike.client import Client  # noqa: E402
+from lookalike.model import DEFAULT_MODEL, model_id  # noqa: E402
+from lookalike.tools.local import start_service, stop  # noqa: E402
+from lookalike.tools.sample import generate  # noqa: E402
 
-SHARED_QUERIES = Path(__file__).resolve().parents[1].parent / "shared/data/grocerystore_dev/queries"
+SHARED_QUERIES = DEFAULT_DATA / "queries"
 MAX_REQUESTS = 200_000
-
-
-def populate(data_dir: Path, size: int, dim: int = 1280, batch: int = 2000) -> None:
-    """Random unit vectors with realistic payloads, written before the service opens the store."""
-    rng = np.random.default_rng(0)
-    store = CatalogueStore.open(Settings(data_dir=data_dir, qdrant_url=""),
-                                model_id(DEFAULT_MODEL), dim)
-    for start in range(0, size, batch):
-        n = min(batch, size - start)
-        vectors = rng.standard_normal((n, dim)).astype(np.float32)
-        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-        images = [CatalogueImage(f"sku-{i // 2}", f"img-{i % 2}", f"category-{i % 10}",
-                                 f"Product {i // 2}", ("synthetic",)) for i in range(start, start + n)]
-        store.upsert(images, vectors)
-    store.close()
-
-
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+DIM = 1280
 
 
 def photos(limit: int = 64) -> list[bytes]:
@@ -63,47 +40,25 @@ def photos(limit: int = 64) -> list[bytes]:
 def run(catalogue: int, clients: int, seconds: float, deadline_s: float) -> dict:
     queries = photos()
     with tempfile.TemporaryDirectory(prefix="lookalike-load-") as tmp:
-        started = time.perf_counter()
-        populate(Path(tmp), catalogue)
-        print(f"catalogue of {catalogue:,} vectors written in {time.perf_counter() - started:.0f} s")
+        build_s = write_catalogue(Path(tmp), catalogue, model_id(DEFAULT_MODEL), DIM)
+        print(f"catalogue of {catalogue:,} vectors written in {build_s:.0f} s")
         proc, target = start_service(Path(tmp), ready_timeout_s=600)
         try:
             with Client(target, timeout_s=deadline_s) as warm:
                 for image in queries[:4]:
                     warm.search(image)
             rss_start = rss_mib(proc.pid)
-            latencies: list[float] = []
-            codes: Counter[str] = Counter()
-            lock, stop_at = threading.Lock(), time.monotonic() + seconds
-
-            def client_loop(worker: int) -> None:
-                with Client(target, timeout_s=deadline_s) as client:
-                    i = worker
-                    while time.monotonic() < stop_at and len(latencies) < MAX_REQUESTS:
-                        t0 = time.perf_counter()
-                        try:
-                            client.search(queries[i % len(queries)], top_k=10)
-                            code = "OK"
-                        except grpc.RpcError as exc:
-                            code = exc.code().name
-                        with lock:
-                            latencies.append(time.perf_counter() - t0)
-                            codes[code] += 1
-                        i += clients
-
-            threads = [threading.Thread(target=client_loop, args=(w,)) for w in range(clients)]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
+            out = load_search(target, queries, clients, min_n=0, max_n=MAX_REQUESTS, budget_s=seconds,
+                              warm=0, timeout_s=deadline_s, channel_per_worker=True)
             rss_end = rss_mib(proc.pid)
         finally:
             stop(proc)
-    ms = np.array(latencies) * 1000
+    codes = out["codes"]
+    ms = out["latency_ms"] + out["failed_ms"]
     return {"catalogue": catalogue, "clients": clients, "seconds": seconds,
-            "requests": int(sum(codes.values())), "errors": int(sum(codes.values()) - codes["OK"]),
-            "codes": dict(codes), "rps": sum(codes.values()) / seconds,
-            "p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)),
+            "requests": int(sum(codes.values())), "errors": int(sum(codes.values()) - codes.get("OK", 0)),
+            "codes": codes, "rps": sum(codes.values()) / seconds,
+            "p50_ms": pct(ms, 50), "p99_ms": pct(ms, 99),
             "rss_start_mib": rss_start, "rss_end_mib": rss_end}
 
 

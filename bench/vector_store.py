@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -32,6 +31,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.common import rss_bytes  # noqa: E402
 from lookalike.config import Settings  # noqa: E402
 from lookalike.store import CatalogueImage, CatalogueStore, local_client  # noqa: E402
 from lookalike.store.edge import EdgeBackend, EdgeOptions  # noqa: E402
@@ -125,11 +125,8 @@ def probe(engine: str, path: Path, options: EdgeOptions | None, qfile: Path, max
     """In this (fresh) process: reopen, search, RSS. One dict per hnsw_ef."""
     import resource  # noqa: F401  (Linux only, like the service)
 
-    def rss() -> int:
-        return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
     q = np.load(qfile)[:max_queries]
-    base = rss()
+    base = rss_bytes()
     started = time.perf_counter()
     store = CatalogueStore.open(Settings(data_dir=path, qdrant_url=""), MODEL, DIM,
                                 _client(engine, path, options))
@@ -151,7 +148,7 @@ def probe(engine: str, path: Path, options: EdgeOptions | None, qfile: Path, max
             out[f"p50_ms{label}"] = round(float(np.percentile(times, 50)) * 1000, 2)
             out[f"p99_ms{label}"] = round(float(np.percentile(times, 99)) * 1000, 2)
             out[f"found{label}"] = found
-        out["rss_bytes"] = rss() - base
+        out["rss_bytes"] = rss_bytes() - base
         rows.append(out)
     store.close()
     return rows

@@ -1,0 +1,85 @@
+"""1. The limit: the default model's tf.function on preprocessed 224x224 input, batch 1 and
+batch 32, ms per image. Its batch-1 figure is the baseline the other sections divide by."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from bench.common import pct
+from bench.report import Row
+
+if TYPE_CHECKING:
+    from bench.run import Bench
+
+
+class Model:
+    """The default model and the bare forward function behind it."""
+
+    def __init__(self, name: str) -> None:
+        from lookalike.model import load_model
+
+        t = time.perf_counter()
+        self.embedder = load_model(name)
+        self.load_s = time.perf_counter() - t
+        # The tf.function the service runs (input: preprocessed 224x224 float32 RGB).
+        self.forward = self.embedder._forward
+        self.side, self.dim, self.model_id = self.embedder.side, self.embedder.dim, self.embedder.model_id
+        self.batch_size = self.embedder.batch_size
+
+    def inputs(self, photos: Sequence[Path], n: int) -> np.ndarray:
+        from lookalike.imaging import decode
+        from lookalike.model.preprocess import to_model_input
+
+        if photos:
+            imgs = [to_model_input(decode(p.read_bytes()), self.side) for p in photos[:n]]
+            while len(imgs) < n:
+                imgs += imgs[: n - len(imgs)]
+        else:
+            rng = np.random.default_rng(0)
+            imgs = [rng.integers(0, 256, (self.side, self.side, 3), np.uint8) for _ in range(n)]
+        return np.stack(imgs).astype(np.float32)
+
+    def time_forward(self, x: np.ndarray, calls: int, warm: int = 2) -> list[float]:
+        """ms per image of each call (the whole batch in one call)."""
+        for _ in range(warm):
+            self.forward(x).numpy()
+        out = []
+        for _ in range(calls):
+            t = time.perf_counter()
+            self.forward(x).numpy()
+            out.append(1000 * (time.perf_counter() - t) / len(x))
+        return out
+
+
+
+def run(b: Bench) -> None:
+    b.model = Model(b.model_name)
+    m, cfg = b.model, b.cfg
+    b.res.details["model"] = {"id": m.model_id, "dim": m.dim, "load_s": round(m.load_s, 2)}
+    photos = [p for p, *_ in b.data.photos]
+    b.x1 = m.inputs(photos, 1)
+    b.x32 = m.inputs(photos, 32)
+    b1 = m.time_forward(b.x1, cfg["b1_calls"], warm=3)
+    b32 = m.time_forward(b.x32, cfg["b32_calls"], warm=1)
+    b.b1_ms = float(np.median(b1))
+    b32_ms = float(np.median(b32))
+    b.res.baselines.update(forward_b1_ms=b.b1_ms, forward_b32_ms_per_image=b32_ms)
+    b.res.details["forward"] = {"b1_ms": b1, "b32_ms_per_image": b32}
+    src = "real photos" if photos else "random pixels (no photos found)"
+    b.res.add(Row("limit", "bare forward, batch 1", b.b1_ms, "ms/img", 1.0,
+                  "the baseline", n=len(b1),
+                  note=f"{m.model_id}: the model's tf.function on 224x224 {src}; "
+                       f"median, p99 {pct(b1, 99):.1f} ms"))
+    b.res.add(Row("limit", "bare forward, batch 32", b32_ms, "ms/img", b32_ms / b.b1_ms,
+                  "/ batch-1 forward", n=len(b32),
+                  note=f"{1000 / b32_ms:.0f} images/s; median of {len(b32)} calls"))
+
+
+def adjacent_b1(b: Bench) -> float:
+    """Bare batch-1 forward measured now (next to the measurement it normalises)."""
+    return float(np.median(b.model.time_forward(b.x1, b.cfg["adjacent_b1_calls"], warm=1)))
