@@ -1,9 +1,10 @@
 # syntax=docker/dockerfile:1
-# lookalike query service: the gRPC API (`lookalike serve`, same as services/query/main.py).
-# Build from the repo root:  docker build -f services/query/Dockerfile -t lookalike-query .
-# The lines up to the `RUN lookalike warmup` step are identical in services/worker/Dockerfile, so the
-# two images share those layers in the build cache.
-FROM python:3.11-slim
+# lookalike images, one per service, from the repo root:
+#   docker build --target query  -t lookalike-query .    # gRPC API (python -m lookalike_services.query)
+#   docker build --target worker -t lookalike-worker .   # Celery ingest worker (python -m lookalike_services.worker)
+# Both targets build on the stage "base" (dependencies, package, converted weights), so the
+# second one reuses every layer of the first from the build cache.
+FROM python:3.11-slim AS base
 
 # Runs with a read-only root filesystem (compose read_only, Kubernetes readOnlyRootFilesystem):
 # the only writable path is /tmp (TensorFlow autograph's generated code, and the matplotlib and
@@ -24,11 +25,14 @@ RUN groupadd --system --gid 10001 lookalike \
         --shell /usr/sbin/nologin lookalike \
  && install -d -o 10001 -g 10001 /opt/lookalike/cache /var/lib/lookalike
 
-# Dependencies first (the big layer: TensorFlow), cached until pyproject.toml changes.
+# Dependencies first (the big layer: TensorFlow), cached until pyproject.toml changes: the
+# client's and the [server] extra's requirements, read from pyproject.toml.
 COPY pyproject.toml README.md /tmp/src/
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('/tmp/src/pyproject.toml', 'rb'))['project']['dependencies']))" > /tmp/requirements.txt \
+RUN python -c "import tomllib; p = tomllib.load(open('/tmp/src/pyproject.toml', 'rb'))['project']; print('\n'.join(p['dependencies'] + p['optional-dependencies']['server']))" > /tmp/requirements.txt \
  && pip install -r /tmp/requirements.txt
+# The package: lookalike and services/ (installed as lookalike_services, see pyproject.toml).
 COPY lookalike /tmp/src/lookalike
+COPY services /tmp/src/services
 RUN pip install --no-deps /tmp/src && rm -rf /tmp/src /tmp/requirements.txt
 
 USER 10001:10001
@@ -37,8 +41,23 @@ WORKDIR /home/lookalike
 # The cache file is written 0600: open it up read-only, so that any runtime UID can load it.
 RUN lookalike warmup && chmod -R a+rX /opt/lookalike/cache
 
+
+FROM base AS query
 # gRPC (LOOKALIKE_LISTEN) and Prometheus /metrics (LOOKALIKE_METRICS_PORT).
 EXPOSE 50051 9464
 # gRPC health check against LOOKALIKE_SERVER (default localhost:50051); exits 0 only on SERVING.
 HEALTHCHECK --interval=30s --timeout=15s --start-period=60s --retries=3 CMD ["lookalike", "health"]
-CMD ["lookalike", "serve"]
+CMD ["python", "-m", "lookalike_services.query"]
+
+
+FROM base AS worker
+# Prometheus /metrics (LOOKALIKE_METRICS_PORT).
+EXPOSE 9464
+# Healthy when this container's Celery node (celery@<hostname>, the default name that the
+# worker keeps) answers a ping over Redis. `lookalike worker-health` sends it from a bare
+# Celery app: no TensorFlow import per check (~4 s and ~600 MB).
+# The worker runs the solo pool: it answers between chunks, so a chunk longer than the
+# 20 s ping timeout fails one check; hence the long interval and several retries.
+HEALTHCHECK --interval=60s --timeout=30s --start-period=120s --retries=5 \
+    CMD ["lookalike", "worker-health"]
+CMD ["python", "-m", "lookalike_services.worker"]
