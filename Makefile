@@ -43,7 +43,9 @@ quality: install
 bench: install redis
 	$(PY) bench/run.py $(BENCH_ARGS)
 
+## Import contracts (pyproject [tool.importlinter]), then the tests.
 test: install redis
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest
 
 ## Including the slow checks.
@@ -57,6 +59,7 @@ proto: install
 lint: install
 	$(PY) -m pip install --quiet ruff
 	$(PY) -m ruff check lookalike services tests bench scripts
+	$(VENV)/bin/lint-imports
 
 ## Known attacks replayed against a fresh service on loopback (one line per finding).
 hostile: install redis

@@ -1,3 +1,3 @@
-from lookalike.cli import app
+from lookalike.cli import main
 
-app(prog_name="lookalike")
+main()

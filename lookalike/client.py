@@ -112,14 +112,6 @@ class Client:
             return False
         return answer.status == health_pb2.HealthCheckResponse.SERVING
 
-    def wait_ready(self, timeout_s: float = 120.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while not self.healthy():
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"no healthy lookalike service at {self.target} "
-                                   f"after {timeout_s:.0f} s")
-            time.sleep(0.5)
-
 
 class AsyncClient:
     """The same calls for asyncio code (grpc.aio): `async with AsyncClient(...) as c:`."""

@@ -13,7 +13,7 @@ from typing import Literal
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from platformdirs import user_data_dir
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -98,7 +98,7 @@ class Settings(BaseSettings):
 
     # Worker.
     chunk_size: int = 32
-    queue: str = "lookalike.pipeline.ingest"
+    queue: str = "lookalike.ingest"
     # Seconds before Redis hands an unacknowledged chunk (its worker died) to another worker.
     # Must exceed the time one chunk takes.
     visibility_timeout_s: int = 3600
@@ -191,4 +191,11 @@ class Settings(BaseSettings):
 
 @lru_cache
 def get_settings() -> Settings:
-    return Settings()
+    """The settings from the environment; a value that does not parse is a ConfigError
+    naming the variable, not a validation traceback."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = [f"LOOKALIKE_{'_'.join(map(str, e['loc'])).upper()}={e.get('input')!r}: {e['msg']}"
+                    for e in exc.errors()]
+        raise ConfigError("; ".join(problems)) from None

@@ -37,7 +37,7 @@ def test_ingest_search_sheet_stats(service: str, sample: Path, tmp_path: Path) -
     assert as_json["matches"][0]["productId"] == "cat-poster"
 
     stats = lookalike("stats", server=service)
-    assert "images of" in stats.stdout and "lite0-shelf@" in stats.stdout
+    assert "vectors of" in stats.stdout and "lite0-shelf@" in stats.stdout
     assert lookalike("health", server=service).returncode == 0
 
 
@@ -126,3 +126,25 @@ def test_ingest_stops_waiting_when_nothing_moves(tmp_path: Path, sample: Path,
     assert result.returncode == 3, result.stdout + result.stderr
     assert "no progress for 3 s on job" in " ".join(result.stdout.split())
     assert "0/14 0 stored, 0 failed" in " ".join(result.stdout.split()), result.stdout
+
+
+def test_a_service_that_is_down_is_one_line_not_a_traceback(sample: Path) -> None:
+    from lookalike.tools.local import free_port
+
+    down = f"127.0.0.1:{free_port()}"  # nothing listens there
+    for args in (("stats",), ("delete", "p1"), ("search", str(sample / "queries" / "cat-poster-1.jpg"))):
+        result = lookalike(*args, server=down)
+        out = (result.stdout + result.stderr).strip()
+        assert result.returncode == 1, out
+        assert "Traceback" not in out and len(out.splitlines()) == 1, out
+        assert out.startswith("UNAVAILABLE") and down in out, out
+
+
+def test_a_setting_that_does_not_parse_is_one_line_naming_it() -> None:
+    env = {**os.environ, "LOOKALIKE_AUTH": "bogus"}
+    for command in ([sys.executable, "-m", "lookalike", "serve"],
+                    [sys.executable, "-m", "lookalike_services.query"]):
+        result = subprocess.run(command, env=env, text=True, capture_output=True, timeout=120)
+        out = (result.stdout + result.stderr).strip()
+        assert result.returncode == 2 and len(out.splitlines()) == 1, out
+        assert "LOOKALIKE_AUTH='bogus'" in out and "Traceback" not in out, out

@@ -278,3 +278,13 @@ def test_stats_are_cached_for_a_bounded_time(store: CatalogueStore) -> None:
     assert store.stats() == (5, 4)
     store.delete_products(["cap", "shoe"])
     assert store.stats() == (2, 2)  # this store's own write: counted again at once
+
+
+def test_int8_and_search_threads_of_the_embedded_store_are_settings(tmp_path: Path) -> None:
+    from lookalike.store import edge_options
+
+    options = edge_options(Settings(data_dir=tmp_path, edge_int8=True, search_threads=2))
+    assert options.int8 and options.search_threads == 2
+    config = options.config(16)
+    assert config.quantization_config is not None and config.max_search_threads == 2
+    assert edge_options(Settings(data_dir=tmp_path)).config(16).quantization_config is None

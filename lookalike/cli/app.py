@@ -26,7 +26,7 @@ def row(*cells: object) -> list[Text]:
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
-    console.print(f"[red]{escape(message)}[/]")
+    console.print(f"[red]{escape(message)}[/]", soft_wrap=True)
     return typer.Exit(code)
 
 

@@ -86,7 +86,7 @@ def stats(server: ServerOpt = None) -> None:
     """Catalogue size and the model that embedded it."""
     with client_for(server) as client:
         s = client.stats()
-    console.print(escape(f"collection {s.collection}: {s.points} images of {s.products} "
+    console.print(escape(f"collection {s.collection}: {s.points} vectors of {s.products} "
                          f"products, model {s.model_name}@{s.model_version} ({s.vector_size}-d)"))
 
 

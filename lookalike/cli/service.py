@@ -85,7 +85,7 @@ def warmup() -> None:
              context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def train(ctx: typer.Context) -> None:
     """Fine-tune the embedder on labelled product photos (`lookalike train --help`)."""
-    from lookalike.training.train import main
+    from lookalike.training.cli import main
 
     main(ctx.args)
 

@@ -1,3 +1,4 @@
+from lookalike_services import run
 from lookalike_services.worker.main import main
 
-main()
+run(main)
