@@ -14,6 +14,7 @@ import numpy as np
 from bench.common import log
 from bench.report import Row
 from bench.service import Service
+from bench.verify import Catalogue
 
 if TYPE_CHECKING:
     from bench.run import Bench
@@ -23,6 +24,7 @@ def run(b: Bench) -> None:
     from lookalike.client import Client
     from lookalike.imaging import decode
     from lookalike.model.preprocess import to_model_input
+    from lookalike.store import edge_options
     from lookalike.tools.bulk import ingest
     from lookalike.tools.catalogue import Entry
 
@@ -49,6 +51,7 @@ def run(b: Bench) -> None:
     data_dir = b.workdir / "ingest"  # on disk, as `lookalike serve` keeps it
     shutil.rmtree(data_dir, ignore_errors=True)
     svc = Service(data_dir, b.workdir / "service-ingest.log", b.model_name)
+    hand_over = False
     try:
         with Client(svc.target, timeout_s=300) as client:
             # Warm the worker (Celery boots after the gRPC port is ready) and its model.
@@ -62,11 +65,20 @@ def run(b: Bench) -> None:
             wall = time.perf_counter() - t
             done, failed = outcome.done, len(outcome.failures)
             points = client.stats().points
+        # The verify section searches this catalogue. The service stays up for it (idle) unless
+        # it is about to build an index, which would disturb the bare runs below: then the
+        # verify section reopens the data dir.
+        hand_over = ("verify" in b.parts
+                     and points < edge_options(b.settings).index_threshold(m.dim))
     except Exception:
         print(svc.log_tail(), file=sys.stderr)
         raise
     finally:
-        svc.stop()
+        if not hand_over:
+            svc.stop()
+    if "verify" in b.parts:
+        b.ingest_catalogue = Catalogue(data_dir, svc if hand_over else None,
+                                       [(p, p.stem, prod) for p, prod, _ in items])
     bare_runs = [*bare_before, bare()]
     base = float(np.median(bare_runs))
     rate = done / wall

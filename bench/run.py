@@ -28,6 +28,11 @@ next to the job (these machines are noisy: absolute times are for orientation on
    per vector datatype;
 5. for reference, the "seed article's way": Keras model.predict per image, the whole
    catalogue re-embedded for every query.
+6. two-stage search (lookalike/verify) on the ingest section's service and real catalogue
+   (plus the SMVS DVD covers from ../shared/data/smvs_dvd_dev when present): real photos
+   searched one in flight with verify="off" and verify="auto", server-side p50/p99; ratios
+   p50 / bare batch-1 forward (interleaved as in 2), p99 / p50. And the packed catalogue
+   local features per image (what the worker stores at ingest) against 32 KB.
 """
 
 from __future__ import annotations
@@ -50,7 +55,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-from bench import forward, ingest, search, seed, vectors  # noqa: E402
+from bench import forward, ingest, search, seed, vectors, verify  # noqa: E402
 from bench.common import DEFAULT_DATA, T0, git_rev, load_data, log  # noqa: E402
 from bench.forward import Model  # noqa: E402
 from bench.report import Results, print_table, write_json  # noqa: E402
@@ -65,12 +70,14 @@ PROFILES: dict[str, dict] = {
         serial=dict(min_n=12, max_n=300, budget_s=40), concurrent=dict(min_n=24, max_n=600, budget_s=40),
         in_flight=8, ingest_photos=2600, seed_catalogue=40, seed_queries=20,
         store_queries=dict(min_n=12, max_n=200, budget_s=30),
+        verify_queries=100, feature_images=500,
     ),
     "quick": dict(
         sizes=[1_000, 20_000], b1_calls=10, b32_calls=2, adjacent_b1_calls=8,
         serial=dict(min_n=8, max_n=100, budget_s=6), concurrent=dict(min_n=16, max_n=200, budget_s=6),
         in_flight=8, ingest_photos=40, seed_catalogue=10, seed_queries=3,
         store_queries=dict(min_n=8, max_n=50, budget_s=5),
+        verify_queries=20, feature_images=None,
     ),
 }
 
@@ -105,6 +112,10 @@ class Bench:
         self.seed_ms: float | None = None        # the seed way, ms per query
         self.seed_rows: tuple[int, int] = (0, 0)  # its catalogue images, queries
         self.photo_bytes: list[bytes] = [p.read_bytes() for p, *_ in self.data.photos[:400]]
+        self.parts: list[str] = ([p.strip() for p in args.only.split(",")] if args.only else
+                                 ["seed", "search", "ingest", "verify", "store"])
+        # The ingest section's catalogue (and its service, when left running) for verify.
+        self.ingest_catalogue: verify.Catalogue | None = None
 
     def section(self, name: str, fn: Callable[[Bench], None]) -> None:
         log(f"== {name}")
@@ -140,8 +151,7 @@ class Bench:
             self.section("limit", forward.run)
             if self.model is None:
                 raise SystemExit("the model could not be loaded; nothing else can be measured")
-            parts = [p.strip() for p in a.only.split(",")] if a.only else \
-                ["seed", "search", "ingest", "store"]
+            parts = self.parts
             if "seed" in parts:
                 self.section("seed way", seed.run)
             if "search" in parts:
@@ -150,9 +160,14 @@ class Bench:
                 seed.ratio(self)
             if "ingest" in parts:
                 self.section("ingest", ingest.run)
+            if "verify" in parts:
+                self.section("verify", verify.run)
             if "store" in parts:
                 self.section("vector store", vectors.run)
         finally:
+            if self.ingest_catalogue is not None and self.ingest_catalogue.svc is not None:
+                self.ingest_catalogue.svc.stop()  # the verify section did not take it
+            self.ingest_catalogue = None
             if not a.keep:
                 shutil.rmtree(self.workdir, ignore_errors=True)
                 if self.store_root != self.workdir:
@@ -170,7 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="GroceryStoreDataset dev folder (default %(default)s)")
     ap.add_argument("--sizes", help="catalogue sizes for Search, comma-separated "
                                     "(default 10000,100000; quick 1000,20000)")
-    ap.add_argument("--only", help="comma-separated subset of seed,search,ingest,store "
+    ap.add_argument("--only", help="comma-separated subset of seed,search,ingest,verify,store "
                                    "(the forward pass always runs: it is the baseline)")
     ap.add_argument("--store-sizes", help="sizes for the vector store rows (default 100000 "
                                           "and 1000000; quick 5000)")

@@ -47,9 +47,16 @@ def _channel(grpc_module, target: str, tls: bool, tls_ca: str):
     return grpc_module.insecure_channel(target, options=options)
 
 
+VERIFY = {"": pb.VERIFY_DEFAULT, "auto": pb.VERIFY_AUTO, "off": pb.VERIFY_OFF, "on": pb.VERIFY_ON}
+
+
 def search_request(image: bytes, top_k: int = 10, categories: Iterable[str] = (),
-                   labels: Iterable[str] = (), min_score: float = 0.0) -> pb.SearchRequest:
-    return pb.SearchRequest(image=image, top_k=top_k, min_score=min_score,
+                   labels: Iterable[str] = (), min_score: float = 0.0,
+                   verify: str = "") -> pb.SearchRequest:
+    """verify: "auto", "off", "on", or "" for the server's default."""
+    if verify not in VERIFY:
+        raise ValueError(f"verify is {verify!r}; one of auto, off, on (or empty: the server's)")
+    return pb.SearchRequest(image=image, top_k=top_k, min_score=min_score, verify=VERIFY[verify],
                             filter=pb.Filter(categories=categories, labels=labels))
 
 
@@ -74,8 +81,9 @@ class Client:
         self.channel.close()
 
     def search(self, image: bytes, top_k: int = 10, categories: Iterable[str] = (),
-               labels: Iterable[str] = (), min_score: float = 0.0) -> pb.SearchResponse:
-        request = search_request(image, top_k, categories, labels, min_score)
+               labels: Iterable[str] = (), min_score: float = 0.0,
+               verify: str = "") -> pb.SearchResponse:
+        request = search_request(image, top_k, categories, labels, min_score, verify)
         return self.stub.Search(request, timeout=self.timeout_s, metadata=self.metadata)
 
     def submit(self, items: list[pb.IngestItem]) -> str:
@@ -130,8 +138,10 @@ class AsyncClient:
         await self.channel.close()
 
     async def search(self, image: bytes, top_k: int = 10, categories: Iterable[str] = (),
-                     labels: Iterable[str] = (), min_score: float = 0.0) -> pb.SearchResponse:
-        return await self.stub.Search(search_request(image, top_k, categories, labels, min_score),
+                     labels: Iterable[str] = (), min_score: float = 0.0,
+                     verify: str = "") -> pb.SearchResponse:
+        return await self.stub.Search(search_request(image, top_k, categories, labels, min_score,
+                                                     verify),
                                       timeout=self.timeout_s, metadata=self.metadata)
 
     async def submit(self, items: list[pb.IngestItem]) -> str:

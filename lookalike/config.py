@@ -64,6 +64,14 @@ class Settings(BaseSettings):
     max_ingest_items: int = 1000
     default_top_k: int = 10
     max_top_k: int = 100
+    # Stage 2 (lookalike/verify): the global-vector shortlist re-ranked by local features
+    # verified with a RANSAC homography; verified products go first. auto: among them, cosine
+    # plus evidence; on: by inliers; off: stage 1 only. A Search may ask for another mode.
+    verify: Literal["auto", "off", "on"] = "auto"
+    shortlist: int = 50  # products verified per search (top_k when larger)
+    # Catalogue local features, computed by the worker at ingest (none: no stage 2).
+    local_features: Literal["sift", "orb", "none"] = "sift"
+    verify_min_inliers: int = 8  # a product is verified from this many inliers
 
     # Access. "keys": every call but health/reflection needs an x-api-key from read_keys
     # (Search, GetJob, GetStats) or write_keys (everything); "none" is for local use only.

@@ -15,11 +15,14 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from lookalike.client import Client
+from lookalike.imaging import decode
 from lookalike.model.registry import DEFAULT_MODEL, MODELS, model_id
 from lookalike.tools import bulk
 from lookalike.tools.catalogue import read_catalogue
 from lookalike.v1 import lookalike_pb2 as pb
+from lookalike.v1 import lookalike_pb2_grpc as pb_grpc
 from tests.test_imaging import BAD
+from tests.test_verify import photo_of
 
 
 def queries(sample: Path) -> list[tuple[bytes, str]]:
@@ -57,7 +60,7 @@ def test_catalogue_is_stored_and_described(client: Client, catalogue: bulk.Inges
 def test_store_photos_find_their_product(client: Client, sample: Path, catalogue) -> None:
     found = []
     for image, expected in queries(sample):
-        response = client.search(image, top_k=5)
+        response = client.search(image, top_k=5, verify="off")  # stage 1: cosine order
         assert len(response.matches) == 5
         scores = [m.score for m in response.matches]
         assert scores == sorted(scores, reverse=True)
@@ -74,6 +77,30 @@ def test_catalogue_image_is_its_own_best_match(client: Client, sample: Path, cat
     assert (best.product_id, best.image_id, best.category, best.title, list(best.labels)) == (
         "coffee-cup", "front", "kitchen", "Espresso cup and saucer", ["sample"])
     assert best.score == pytest.approx(1.0, abs=1e-3)
+
+
+def test_a_tilted_photo_of_a_catalogue_image_is_verified(client: Client, sample: Path,
+                                                        catalogue) -> None:
+    """Stage 2 through the service: features stored at ingest, verified at search."""
+    photo = photo_of(decode((sample / "catalogue" / "camera-print.png").read_bytes()),
+                     np.random.default_rng(2))
+    data = cv2.imencode(".jpg", cv2.cvtColor(photo, cv2.COLOR_RGB2BGR))[1].tobytes()
+    on = client.search(data, top_k=3, verify="on")
+    best = on.matches[0]
+    assert on.verify == "on" and best.product_id == "camera-print", on
+    assert best.verified and best.inliers >= 16 and len(best.polygon) == 4
+    assert all(0 <= p.x <= photo.shape[1] * 1.05 and 0 <= p.y <= photo.shape[0] * 1.05
+               for p in best.polygon)
+    off = client.search(data, top_k=3, verify="off")
+    assert off.verify == "off" and not any(m.verified or m.inliers for m in off.matches)
+    assert [m.stage1_rank for m in off.matches] == [1, 2, 3]
+    ranks = {m.product_id: m.stage1_rank for m in off.matches}
+    assert all(ranks.get(m.product_id, m.stage1_rank) == m.stage1_rank for m in on.matches)
+    stub = pb_grpc.LookalikeStub(client.channel)
+    with pytest.raises(grpc.RpcError) as refused:
+        stub.Search(pb.SearchRequest(image=data, verify=9), timeout=30)
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "verify" in refused.value.details()
 
 
 def test_filters_and_min_score(client: Client, sample: Path, catalogue) -> None:

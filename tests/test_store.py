@@ -288,3 +288,23 @@ def test_int8_and_search_threads_of_the_embedded_store_are_settings(tmp_path: Pa
     config = options.config(16)
     assert config.quantization_config is not None and config.max_search_threads == 2
     assert edge_options(Settings(data_dir=tmp_path)).config(16).quantization_config is None
+
+
+def test_local_features_are_read_by_id_survive_a_restart_and_go_with_their_product(
+        settings: Settings, connect) -> None:
+    blob = "AQE" + "x" * 40_000  # stands for a packed feature set: only the shortlist reads it
+    s = CatalogueStore.open(settings, "model-a@1", 4, connect())
+    s.upsert([CatalogueImage("shoe", "front", features=blob), CatalogueImage("hat", "front")],
+             np.array([[1, 0, 0, 0], [0, 1, 0, 0]], np.float32))
+    matches = s.search(QUERY, 2)
+    assert [m.product_id for m in matches] == ["shoe", "hat"]
+    assert s.local_features(matches) == [blob, ""]
+    assert all("features" not in p for p in s.scroll())  # listing the catalogue skips them
+    s.close()
+
+    s = CatalogueStore.open(settings, "model-a@1", 4, connect())  # a restart
+    matches = s.search(QUERY, 2)
+    assert s.local_features(matches) == [blob, ""]
+    s.delete_products(["shoe"])
+    assert s.local_features(matches) == ["", ""]
+    s.close()

@@ -15,18 +15,33 @@ import grpc
 from lookalike.api.interceptors import InvalidArgument, NotFound
 from lookalike.api.validation import check_filter, check_job_id, check_product_ids, item_message
 from lookalike.config import Settings
-from lookalike.imaging import Limits, decode
+from lookalike.imaging import Limits, decode, probe
 from lookalike.model.base import EmbeddingModel
 from lookalike.model.batcher import QueryBatcher
 from lookalike.observability import SEARCHES_ABANDONED, stage
 from lookalike.pipeline.jobs import JobStore
 from lookalike.pipeline.queue import ChunkQueue, ItemMessage
-from lookalike.store import CatalogueStore
+from lookalike.store import CatalogueStore, Match
 from lookalike.v1 import lookalike_pb2 as pb
 from lookalike.v1 import lookalike_pb2_grpc as pb_grpc
+from lookalike.verify.geometry import Evidence
+from lookalike.verify.rerank import Ranked, StageTwo, rerank
 
 log = logging.getLogger(__name__)
 
+
+
+_VERIFY_MODES = {pb.VERIFY_AUTO: "auto", pb.VERIFY_OFF: "off", pb.VERIFY_ON: "on"}
+
+
+def _match(m: Match, ranked: Ranked, scale: float) -> pb.Match:
+    """`scale`: sent / decoded pixels (a large JPEG is decoded reduced), for the polygon."""
+    evidence = ranked.evidence
+    return pb.Match(product_id=m.product_id, score=m.score, image_id=m.image_id,
+                    category=m.category, title=m.title, labels=m.labels, source=m.source,
+                    inliers=evidence.inliers, verified=evidence.verified,
+                    polygon=[pb.Point(x=x * scale, y=y * scale) for x, y in evidence.polygon],
+                    stage1_rank=ranked.index + 1)
 
 
 class LookalikeServicer(pb_grpc.LookalikeServicer):
@@ -37,6 +52,7 @@ class LookalikeServicer(pb_grpc.LookalikeServicer):
         self.settings, self.embedder, self.store, self.jobs = settings, model, store, jobs
         self.queue = queue
         self.batcher = QueryBatcher(model, settings.query_batch)
+        self.stage_two = StageTwo.of(settings)
 
     def Search(self, request: pb.SearchRequest, context: grpc.ServicerContext) -> pb.SearchResponse:
         started = time.perf_counter()
@@ -54,15 +70,28 @@ class LookalikeServicer(pb_grpc.LookalikeServicer):
             context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline passed before embedding")
         with stage("embed"):
             vector = self.batcher.embed_query(pixels)
+        if request.verify and request.verify not in _VERIFY_MODES:
+            raise InvalidArgument(f"verify is {request.verify}; one of AUTO, OFF, ON or unset")
+        mode = _VERIFY_MODES.get(request.verify) or self.settings.verify
+        if self.stage_two is None:
+            mode = "off"  # no local features are stored: nothing to verify with
+        shortlist = top_k if mode == "off" else max(top_k, self.settings.shortlist)
         with stage("search"):
-            matches = self.store.search(vector, top_k, categories, labels,
+            matches = self.store.search(vector, shortlist, categories, labels,
                                         request.min_score or None)
+        ranked = [Ranked(i, Evidence()) for i in range(len(matches))]
+        scale = 1.0
+        if mode != "off" and matches:
+            _, width, height = probe(request.image, Limits.of(self.settings))
+            scale = max(width, height) / max(pixels.shape[:2])
+            with stage("verify"):
+                packed = self.store.local_features(matches)
+                ranked = rerank(mode, pixels, packed, self.stage_two, [m.score for m in matches])
         return pb.SearchResponse(
-            matches=[pb.Match(product_id=m.product_id, score=m.score, image_id=m.image_id,
-                              category=m.category, title=m.title, labels=m.labels,
-                              source=m.source) for m in matches],
+            matches=[_match(matches[r.index], r, scale) for r in ranked[:top_k]],
             model=self.embedder.model_id,
             server_ms=(time.perf_counter() - started) * 1000,
+            verify=mode,
         )
 
     def SubmitIngest(self, request: pb.SubmitIngestRequest,

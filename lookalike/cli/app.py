@@ -71,8 +71,12 @@ def ingest_with_progress(client, entries, stall_s: float | None = None):
 
 
 def print_matches(response, title: str) -> None:
-    table = Table("#", "product", "score", "category", "title", "image", title=escape(title))
+    table = Table("#", "product", "score", "inliers", "category", "title", "image",
+                  title=escape(title))
     for rank, m in enumerate(response.matches, start=1):
-        table.add_row(*row(rank, m.product_id, f"{m.score:.3f}", m.category, m.title, m.image_id))
+        evidence = f"{m.inliers} verified" if m.verified else (str(m.inliers) if m.inliers else "")
+        table.add_row(*row(rank, m.product_id, f"{m.score:.3f}", evidence, m.category, m.title,
+                           m.image_id))
     console.print(table)
-    console.print(escape(f"model {response.model}, {response.server_ms:.1f} ms in the server"))
+    console.print(escape(f"model {response.model}, verify {response.verify or 'off'}, "
+                         f"{response.server_ms:.1f} ms in the server"))

@@ -56,6 +56,8 @@ def search(
     category: Annotated[Optional[list[str]], typer.Option(help="only these categories")] = None,
     label: Annotated[Optional[list[str]], typer.Option(help="only products with these labels")] = None,
     min_score: Annotated[float, typer.Option(help="drop matches below this cosine score")] = 0.0,
+    verify: Annotated[str, typer.Option(
+        help="stage 2: auto, off or on (default: the server's LOOKALIKE_VERIFY)")] = "",
     sheet: Annotated[Optional[Path], typer.Option(help="write a contact sheet PNG here")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
     server: ServerOpt = None,
@@ -64,9 +66,11 @@ def search(
     data = image.read_bytes()
     with client_for(server) as client:
         try:
-            response = client.search(data, top_k, category or (), label or (), min_score)
+            response = client.search(data, top_k, category or (), label or (), min_score, verify)
         except grpc.RpcError as exc:
             raise fail(f"{exc.code().name}: {exc.details()}", 1) from None
+        except ValueError as exc:  # an option the request cannot carry
+            raise fail(str(exc)) from None
     if as_json:
         from google.protobuf.json_format import MessageToDict
 

@@ -15,6 +15,7 @@ from lookalike.cli.app import (
     app,
     client_for,
     console,
+    fail,
     ingest_with_progress,
     print_matches,
     progress_bar,
@@ -27,6 +28,8 @@ def evaluate(
     bench: Annotated[Path, typer.Argument(help="gallery/ + gallery.csv, queries/ + ground_truth.csv")],
     json_out: Annotated[Optional[Path], typer.Option("--json", help="write metrics here")] = None,
     limit: Annotated[Optional[int], typer.Option(help="only the first N queries")] = None,
+    verify: Annotated[str, typer.Option(
+        help="stage 2 for every query: auto, off or on (default: the server's)")] = "",
     report_png: Annotated[Path, typer.Option(
         "--report", help="PNG: Recall@K curve + worst misses")] = Path("eval-report.png"),
     server: Annotated[Optional[str], typer.Option(
@@ -39,6 +42,8 @@ def evaluate(
     from lookalike.tools.catalogue import read_catalogue
     from lookalike.tools.local import local_service
 
+    if verify not in ("", "auto", "off", "on"):
+        raise fail(f"--verify is {verify!r}; one of auto, off, on")
     gallery = read_catalogue(bench)
 
     def run(target: str) -> ev.Report:
@@ -47,7 +52,7 @@ def evaluate(
             queries = len(ev.read_queries(bench, limit))
             with progress_bar() as progress:
                 task = progress.add_task("search", total=queries, note="")
-                return ev.run(client, bench, limit, lambda: progress.advance(task))
+                return ev.run(client, bench, limit, lambda: progress.advance(task), verify)
 
     if server:
         report = run(server)

@@ -19,6 +19,7 @@ from lookalike.pipeline.jobs import JobStore
 from lookalike.pipeline.queue import ItemMessage
 from lookalike.pipeline.sources import FetchError, fetch, redact
 from lookalike.store import CatalogueImage, CatalogueStore
+from lookalike.verify.rerank import StageTwo
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ def load_or_reason(item: ItemMessage, settings: Settings, side: int = 224) -> np
         return f"could not read the image: {type(exc).__name__}: {redact(str(exc))[:200]}"
 
 
-def catalogue_image(item: ItemMessage, view: int = 0) -> CatalogueImage:
+def catalogue_image(item: ItemMessage, view: int = 0, features: str = "") -> CatalogueImage:
     return CatalogueImage(
         product_id=item["product_id"],
         image_id=item["image_id"],
@@ -60,6 +61,7 @@ def catalogue_image(item: ItemMessage, view: int = 0) -> CatalogueImage:
         source=item.get("source", ""),
         uri=item.get("uri", ""),
         view=view,
+        features=features if view == 0 else "",
     )
 
 
@@ -87,8 +89,13 @@ def process_chunk(
             pixels.append(loaded)
             good.append(item)
     if good:
+        stage_two = StageTwo.of(settings)
+        # Local features for stage 2 of search, found once here (OpenCV runs without the GIL).
+        features = (list(_LOADERS.map(lambda px: stage_two.catalogue_features(px).pack(), pixels))
+                    if stage_two else [""] * len(pixels))
         views = model.embed_catalogue(pixels)
-        points = [catalogue_image(item, v) for item, vs in zip(good, views) for v in range(len(vs))]
+        points = [catalogue_image(item, v, packed) for item, vs, packed in zip(good, views, features)
+                  for v in range(len(vs))]
         store.upsert(points, np.concatenate(views))
         for item in good:
             jobs.record_ok(job_id, item["index"])

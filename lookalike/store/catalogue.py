@@ -36,6 +36,7 @@ class CatalogueImage:
     source: str = ""  # for display, as the caller gave it
     uri: str = ""  # the reference the service read the image from (what reindex re-reads)
     view: int = 0  # a model may store several views (vectors) of one image
+    features: str = ""  # packed local features (lookalike.verify), stored with view 0
 
     @property
     def point_id(self) -> str:
@@ -53,6 +54,7 @@ class Match:
     title: str
     labels: list[str] = field(default_factory=list)
     source: str = ""
+    point_id: str = ""  # the point of this best image (its local features are read by id)
 
 
 def collection_for(catalogue: str, model_id: str) -> str:
@@ -129,6 +131,7 @@ class CatalogueStore:
                 "uri": img.uri,
                 "view": img.view,
                 "model": self.model_id,
+                **({"features": img.features} if img.features else {}),
             })
             for img, vec in zip(images, vectors, strict=True)
         ]
@@ -158,9 +161,17 @@ class CatalogueStore:
                 title=p.get("title", ""),
                 labels=list(p.get("labels", [])),
                 source=p.get("source", ""),
+                point_id=CatalogueImage(str(p.get("product_id", "")), p.get("image_id", ""),
+                                        view=int(p.get("view", 0))).point_id,
             )
             for score, p in hits
         ]
+
+    def local_features(self, matches: list[Match]) -> list[str]:
+        """The packed local features of each match's image ("" where none were stored)."""
+        self.check_model()
+        found = self.client.features(self.collection, [m.point_id for m in matches])
+        return [found.get(m.point_id, "") for m in matches]
 
     def delete_products(self, product_ids: list[str]) -> int:
         self.check_model()

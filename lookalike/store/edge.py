@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 # (and a model may store several views of each), so 4x nearly always yields top_k distinct
 # products in one query; when it does not, the next query excludes the products already seen.
 OVERFETCH = 4
+# Local features (tens of KB a point) are read only for the shortlist that stage 2 verifies.
+_WITHOUT_FEATURES = qe.PayloadSelector.Exclude(["features"])
 DATATYPES = {
     "float32": None,
     "float16": qe.VectorStorageDatatype.Float16,
@@ -209,7 +211,7 @@ class EdgeBackend(IndexAside):
             limit = want * OVERFETCH
             with self.shard(collection) as shard:
                 hits = shard.query(qe.QueryRequest(
-                    limit=limit, query=qe.Query.Nearest(query), with_payload=True,
+                    limit=limit, query=qe.Query.Nearest(query), with_payload=_WITHOUT_FEATURES,
                     params=params, filter=_filter(must, list(best)), score_threshold=min_score))
             for hit in hits:
                 product = str((hit.payload or {}).get("product_id", hit.id))
@@ -237,8 +239,13 @@ class EdgeBackend(IndexAside):
     def scroll(self, collection: str, offset: Any, limit: int) -> tuple[list[dict], Any]:
         with self.shard(collection) as shard:
             records, offset = shard.scroll(qe.ScrollRequest(
-                offset=offset, limit=limit, with_payload=True, with_vector=False))
+                offset=offset, limit=limit, with_payload=_WITHOUT_FEATURES, with_vector=False))
         return [r.payload or {} for r in records], offset
+
+    def features(self, collection: str, point_ids: list[str]) -> dict[str, str]:
+        with self.shard(collection) as shard:
+            records = shard.retrieve(point_ids, with_payload=["features"], with_vector=False)
+        return {str(r.id): (r.payload or {}).get("features", "") for r in records}
 
     def close(self) -> None:
         self._closed.set()

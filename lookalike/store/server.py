@@ -14,6 +14,9 @@ import numpy as np
 from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
+# Local features (tens of KB a point) are read only for the shortlist that stage 2 verifies.
+_WITHOUT_FEATURES = models.PayloadSelectorExclude(exclude=["features"])
+
 
 class StoreUnavailable(RuntimeError):
     """The vector store cannot be reached; worth retrying."""
@@ -134,6 +137,7 @@ class QdrantBackend:
                 self.client.query_points_groups, collection, group_by="product_id",
                 query=vector.tolist(), query_filter=_filter(must), limit=top_k, group_size=1,
                 score_threshold=min_score, search_params=self.options.search_params(),
+                with_payload=_WITHOUT_FEATURES,
             )
         return [(float(g.hits[0].score), {"product_id": str(g.id), **(g.hits[0].payload or {})})
                 for g in result.groups]
@@ -155,8 +159,13 @@ class QdrantBackend:
             if offset is None:
                 return len(products)
 
+    def features(self, collection: str, point_ids: list[str]) -> dict[str, str]:
+        records = self._call(self.client.retrieve, collection, ids=point_ids,
+                             with_payload=["features"], with_vectors=False)
+        return {str(r.id): (r.payload or {}).get("features", "") for r in records}
+
     def scroll(self, collection: str, offset: Any, limit: int,
-               fields: list[str] | bool = True) -> tuple[list[dict], Any]:
+               fields: list[str] | models.PayloadSelector = _WITHOUT_FEATURES) -> tuple[list[dict], Any]:
         points, offset = self._call(self.client.scroll, collection, limit=limit, offset=offset,
                                     with_payload=fields, with_vectors=False)
         return [p.payload or {} for p in points], offset

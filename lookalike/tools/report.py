@@ -1,4 +1,5 @@
-"""The evaluation as a picture: the Recall@K curve above a contact sheet of the worst misses."""
+"""The evaluation as a picture: the Recall@K curve above a contact sheet of the worst misses
+and of a few verified matches, their outlines drawn on the photos."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from lookalike.imaging import decode  # noqa: E402
+from lookalike.imaging import Limits, decode, probe  # noqa: E402
 from lookalike.tools import sheet  # noqa: E402
 from lookalike.tools.evaluate import Report  # noqa: E402
 
@@ -37,16 +38,30 @@ def recall_curve(report: Report, width_px: int) -> np.ndarray:
     return image
 
 
-def write(report: Report, gallery: dict[str, str], path: Path, misses: int = 8) -> Path:
-    """gallery: product_id -> a catalogue image path, shown framed beside each miss."""
+def _query(path: str) -> tuple[np.ndarray, float]:
+    """The query's pixels, and how many of them per pixel of the file (for the outlines)."""
+    data = Path(path).read_bytes()
+    pixels = decode(data)
+    _, width, height = probe(data, Limits())
+    return pixels, max(pixels.shape[:2]) / max(width, height)
+
+
+def write(report: Report, gallery: dict[str, str], path: Path, misses: int = 8,
+          verified: int = 4) -> Path:
+    """gallery: product_id -> a catalogue image path, shown framed beside each miss. Then a
+    few queries whose first match was verified, its outline drawn on the photo."""
     rows = []
     for r in report.worst(misses):
-        query = decode(Path(r.query).read_bytes())
+        query, scale = _query(r.query)
         expected = sheet.Tile(sheet.load_thumbnail(gallery.get(r.expected, "")),
                               (f"expected {r.expected}", f"rank {r.rank or '>' + str(len(r.ranked))}"),
                               (40, 170, 60))
-        row = sheet.query_row(query, r.top, r.expected)
+        row = sheet.query_row(query, r.top, r.expected, scale)
         rows.append([row[0], expected, *row[1:]])
+    found = [r for r in report.results if r.top and getattr(r.top[0], "verified", False)]
+    for r in found[:: max(1, len(found) // verified)][:verified]:
+        query, scale = _query(r.query)
+        rows.append(sheet.query_row(query, r.top, r.expected, scale))
     with tempfile.TemporaryDirectory() as tmp:
         misses_png = sheet.render(rows, Path(tmp) / "misses.png") if rows else None
         block = cv2.cvtColor(cv2.imread(str(misses_png)), cv2.COLOR_BGR2RGB) if rows else None

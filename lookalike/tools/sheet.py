@@ -72,11 +72,28 @@ def render(rows: Sequence[Sequence[Tile]], path: Path) -> Path:
     return path
 
 
-def query_row(query: np.ndarray, matches: Sequence, expected: str | None = None) -> list[Tile]:
-    """The query tile followed by one tile per match (green frame: the expected product)."""
-    row = [Tile(query, ("query", f"expected: {expected}" if expected else ""))]
+def outline(query: np.ndarray, matches: Sequence, scale: float = 1.0) -> np.ndarray:
+    """The query with the outline of each verified match drawn on it (the first one thicker).
+    scale: query pixels per pixel of the photo as sent (the polygon's unit)."""
+    drawn = query.copy()
+    width = max(2, round(max(query.shape[:2]) / 150))
+    for rank, m in enumerate(matches):
+        polygon = [(p.x * scale, p.y * scale) for p in getattr(m, "polygon", [])]
+        if getattr(m, "verified", False) and len(polygon) == 4:
+            cv2.polylines(drawn, [np.int32(polygon)], True, (255, 140, 0) if rank else (40, 170, 60),
+                          width * (2 if rank == 0 else 1))
+    return drawn
+
+
+def query_row(query: np.ndarray, matches: Sequence, expected: str | None = None,
+              scale: float = 1.0) -> list[Tile]:
+    """The query tile (verified outlines drawn) followed by one tile per match (green frame:
+    the expected product)."""
+    row = [Tile(outline(query, matches, scale),
+                ("query", f"expected: {expected}" if expected else ""))]
     for rank, m in enumerate(matches, start=1):
         colour = (40, 170, 60) if expected and m.product_id == expected else None
+        evidence = f", {m.inliers} inliers" if getattr(m, "verified", False) else ""
         row.append(Tile(load_thumbnail(m.source), (f"#{rank} {m.product_id}",
-                                                   f"score {m.score:.3f}"), colour))
+                                                   f"score {m.score:.3f}{evidence}"), colour))
     return row

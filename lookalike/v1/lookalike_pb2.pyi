@@ -7,6 +7,17 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class Verify(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    VERIFY_DEFAULT: _ClassVar[Verify]
+    VERIFY_AUTO: _ClassVar[Verify]
+    VERIFY_OFF: _ClassVar[Verify]
+    VERIFY_ON: _ClassVar[Verify]
+VERIFY_DEFAULT: Verify
+VERIFY_AUTO: Verify
+VERIFY_OFF: Verify
+VERIFY_ON: Verify
+
 class Filter(_message.Message):
     __slots__ = ("categories", "labels")
     CATEGORIES_FIELD_NUMBER: _ClassVar[int]
@@ -16,19 +27,29 @@ class Filter(_message.Message):
     def __init__(self, categories: _Optional[_Iterable[str]] = ..., labels: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class SearchRequest(_message.Message):
-    __slots__ = ("image", "top_k", "filter", "min_score")
+    __slots__ = ("image", "top_k", "filter", "min_score", "verify")
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     TOP_K_FIELD_NUMBER: _ClassVar[int]
     FILTER_FIELD_NUMBER: _ClassVar[int]
     MIN_SCORE_FIELD_NUMBER: _ClassVar[int]
+    VERIFY_FIELD_NUMBER: _ClassVar[int]
     image: bytes
     top_k: int
     filter: Filter
     min_score: float
-    def __init__(self, image: _Optional[bytes] = ..., top_k: _Optional[int] = ..., filter: _Optional[_Union[Filter, _Mapping]] = ..., min_score: _Optional[float] = ...) -> None: ...
+    verify: Verify
+    def __init__(self, image: _Optional[bytes] = ..., top_k: _Optional[int] = ..., filter: _Optional[_Union[Filter, _Mapping]] = ..., min_score: _Optional[float] = ..., verify: _Optional[_Union[Verify, str]] = ...) -> None: ...
+
+class Point(_message.Message):
+    __slots__ = ("x", "y")
+    X_FIELD_NUMBER: _ClassVar[int]
+    Y_FIELD_NUMBER: _ClassVar[int]
+    x: float
+    y: float
+    def __init__(self, x: _Optional[float] = ..., y: _Optional[float] = ...) -> None: ...
 
 class Match(_message.Message):
-    __slots__ = ("product_id", "score", "image_id", "category", "title", "labels", "source")
+    __slots__ = ("product_id", "score", "image_id", "category", "title", "labels", "source", "inliers", "verified", "polygon", "stage1_rank")
     PRODUCT_ID_FIELD_NUMBER: _ClassVar[int]
     SCORE_FIELD_NUMBER: _ClassVar[int]
     IMAGE_ID_FIELD_NUMBER: _ClassVar[int]
@@ -36,6 +57,10 @@ class Match(_message.Message):
     TITLE_FIELD_NUMBER: _ClassVar[int]
     LABELS_FIELD_NUMBER: _ClassVar[int]
     SOURCE_FIELD_NUMBER: _ClassVar[int]
+    INLIERS_FIELD_NUMBER: _ClassVar[int]
+    VERIFIED_FIELD_NUMBER: _ClassVar[int]
+    POLYGON_FIELD_NUMBER: _ClassVar[int]
+    STAGE1_RANK_FIELD_NUMBER: _ClassVar[int]
     product_id: str
     score: float
     image_id: str
@@ -43,17 +68,23 @@ class Match(_message.Message):
     title: str
     labels: _containers.RepeatedScalarFieldContainer[str]
     source: str
-    def __init__(self, product_id: _Optional[str] = ..., score: _Optional[float] = ..., image_id: _Optional[str] = ..., category: _Optional[str] = ..., title: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., source: _Optional[str] = ...) -> None: ...
+    inliers: int
+    verified: bool
+    polygon: _containers.RepeatedCompositeFieldContainer[Point]
+    stage1_rank: int
+    def __init__(self, product_id: _Optional[str] = ..., score: _Optional[float] = ..., image_id: _Optional[str] = ..., category: _Optional[str] = ..., title: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., source: _Optional[str] = ..., inliers: _Optional[int] = ..., verified: _Optional[bool] = ..., polygon: _Optional[_Iterable[_Union[Point, _Mapping]]] = ..., stage1_rank: _Optional[int] = ...) -> None: ...
 
 class SearchResponse(_message.Message):
-    __slots__ = ("matches", "model", "server_ms")
+    __slots__ = ("matches", "model", "server_ms", "verify")
     MATCHES_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     SERVER_MS_FIELD_NUMBER: _ClassVar[int]
+    VERIFY_FIELD_NUMBER: _ClassVar[int]
     matches: _containers.RepeatedCompositeFieldContainer[Match]
     model: str
     server_ms: float
-    def __init__(self, matches: _Optional[_Iterable[_Union[Match, _Mapping]]] = ..., model: _Optional[str] = ..., server_ms: _Optional[float] = ...) -> None: ...
+    verify: str
+    def __init__(self, matches: _Optional[_Iterable[_Union[Match, _Mapping]]] = ..., model: _Optional[str] = ..., server_ms: _Optional[float] = ..., verify: _Optional[str] = ...) -> None: ...
 
 class IngestItem(_message.Message):
     __slots__ = ("product_id", "image_id", "image", "uri", "category", "title", "labels", "source")

@@ -1,0 +1,80 @@
+"""Stage 2 of search: local features verified by a homography find a catalogue image in a
+photo however it is turned or tilted, reject another product, and re-rank deterministically."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from lookalike.imaging import decode
+from lookalike.verify.features import LocalFeatures, extract
+from lookalike.verify.geometry import verify
+from lookalike.verify.rerank import StageTwo, rerank
+
+STAGE = StageTwo()
+
+
+def catalogue(sample: Path, name: str) -> np.ndarray:
+    return decode((sample / "catalogue" / f"{name}.png").read_bytes())
+
+
+def photo_of(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The image seen tilted and turned, on a cluttered background."""
+    h, w = image.shape[:2]
+    canvas = (w * 3 // 2, h * 3 // 2)
+    corners = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+    jitter = rng.uniform(-0.12, 0.12, (4, 2)).astype(np.float32) * [w, h]
+    target = (corners + np.float32([w / 4, h / 4]) + jitter).astype(np.float32)
+    warp = cv2.getPerspectiveTransform(corners, target)
+    clutter = rng.integers(0, 255, (canvas[1] // 8, canvas[0] // 8, 3), np.uint8)
+    background = cv2.resize(clutter, canvas, interpolation=cv2.INTER_NEAREST)
+    seen = cv2.warpPerspective(image, warp, canvas, dst=background,
+                               borderMode=cv2.BORDER_TRANSPARENT)
+    return cv2.rotate(seen, cv2.ROTATE_90_CLOCKWISE)
+
+
+@pytest.mark.parametrize("name", ["astronaut-print", "camera-print", "coffee-cup"])
+def test_a_tilted_turned_catalogue_image_is_found_and_another_product_is_not(
+        sample: Path, name: str) -> None:
+    image = catalogue(sample, name)
+    photo = photo_of(image, np.random.default_rng(0))
+    query = extract(photo, STAGE.kind, STAGE.query_points, STAGE.long_side)
+    same = verify(query, STAGE.catalogue_features(image))
+    assert same.verified and same.inliers >= 2 * STAGE.min_inliers, same
+    # The outline lies in the photo (its pixels) and is a convex quadrilateral.
+    polygon = np.float32(same.polygon)
+    assert polygon.shape == (4, 2) and cv2.isContourConvex(polygon)
+    height, width = photo.shape[:2]
+    assert np.all(polygon >= -0.05 * max(width, height))
+    assert np.all(polygon[:, 0] <= 1.05 * width) and np.all(polygon[:, 1] <= 1.05 * height)
+    for other in ("galaxy-puzzle", "brick-tile", "moon-lamp"):
+        evidence = verify(query, STAGE.catalogue_features(catalogue(sample, other)))
+        assert not evidence.verified and evidence.inliers < STAGE.min_inliers, (other, evidence)
+
+
+def test_features_pack_small_and_unpack_the_same(sample: Path) -> None:
+    features = STAGE.catalogue_features(catalogue(sample, "astronaut-print"))
+    packed = features.pack()
+    assert len(features) == STAGE.catalogue_points and features.packed_bytes() <= 32 * 1024
+    again = LocalFeatures.unpack(packed)
+    assert again.kind == features.kind and again.size == features.size
+    assert np.array_equal(again.descriptors, features.descriptors)
+    assert np.abs(again.points - features.points).max() <= 0.5
+    with pytest.raises(ValueError, match="format"):
+        LocalFeatures.unpack("AA" + packed[2:])
+
+
+def test_the_fused_ranking_is_deterministic_and_tiered(sample: Path) -> None:
+    photo = photo_of(catalogue(sample, "camera-print"), np.random.default_rng(1))
+    names = ["galaxy-puzzle", "moon-lamp", "camera-print", "brick-tile"]  # stage-1 order
+    packed = [STAGE.catalogue_features(catalogue(sample, n)).pack() for n in names]
+    packed[1] = ""  # stored without local features: keeps its stage-1 place among the rest
+    orders = {tuple(r.index for r in rerank("auto", photo, packed, STAGE)) for _ in range(3)}
+    assert orders == {(2, 0, 1, 3)}  # the verified product first, the rest in stage-1 order
+    assert [r.index for r in rerank("on", photo, packed, STAGE)] == [2, 0, 1, 3]
+    assert [r.index for r in rerank("off", photo, packed, STAGE)] == [0, 1, 2, 3]
+    with pytest.raises(ValueError, match="verify"):
+        rerank("always", photo, packed, STAGE)
