@@ -82,11 +82,12 @@ class LookalikeServicer(pb_grpc.LookalikeServicer):
         ranked = [Ranked(i, Evidence()) for i in range(len(matches))]
         scale = 1.0
         if mode != "off" and matches:
-            _, width, height = probe(request.image, Limits.of(self.settings))
-            scale = max(width, height) / max(pixels.shape[:2])
             with stage("verify"):
                 packed = self.store.local_features(matches)
                 ranked = rerank(mode, pixels, packed, self.stage_two, [m.score for m in matches])
+            if any(r.evidence.polygon for r in ranked[:top_k]):  # outlines in the sent pixels
+                _, width, height = probe(request.image, Limits.of(self.settings))
+                scale = max(width, height) / max(pixels.shape[:2])
         return pb.SearchResponse(
             matches=[_match(matches[r.index], r, scale) for r in ranked[:top_k]],
             model=self.embedder.model_id,
