@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 
@@ -53,6 +54,8 @@ class LookalikeServicer(pb_grpc.LookalikeServicer):
         self.queue = queue
         self.batcher = QueryBatcher(model, settings.query_batch)
         self.stage_two = StageTwo.of(settings)
+        self.local_features = ThreadPoolExecutor(max(2, settings.query_batch // 2),
+                                                 thread_name_prefix="local-features")
 
     def Search(self, request: pb.SearchRequest, context: grpc.ServicerContext) -> pb.SearchResponse:
         started = time.perf_counter()
@@ -68,23 +71,27 @@ class LookalikeServicer(pb_grpc.LookalikeServicer):
         if not context.is_active():  # the caller gave up (deadline, cancel): skip the CNN
             SEARCHES_ABANDONED.inc()
             context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline passed before embedding")
-        with stage("embed"):
-            vector = self.batcher.embed_query(pixels)
         if request.verify and request.verify not in _VERIFY_MODES:
             raise InvalidArgument(f"verify is {request.verify}; one of AUTO, OFF, ON or unset")
         mode = _VERIFY_MODES.get(request.verify) or self.settings.verify
         if self.stage_two is None:
             mode = "off"  # no local features are stored: nothing to verify with
+        # The photo's keypoints are found while the CNN and the shortlist run.
+        features = (self.local_features.submit(self.stage_two.query_features, pixels)
+                    if mode != "off" and self.stage_two is not None else None)
+        with stage("embed"):
+            vector = self.batcher.embed_query(pixels)
         shortlist = top_k if mode == "off" else max(top_k, self.settings.shortlist)
         with stage("search"):
             matches = self.store.search(vector, shortlist, categories, labels,
                                         request.min_score or None)
         ranked = [Ranked(i, Evidence()) for i in range(len(matches))]
         scale = 1.0
-        if mode != "off" and matches:
+        if features is not None and matches:
             with stage("verify"):
                 packed = self.store.local_features(matches)
-                ranked = rerank(mode, pixels, packed, self.stage_two, [m.score for m in matches])
+                ranked = rerank(mode, features.result(), packed, self.stage_two,
+                                [m.score for m in matches])
             if any(r.evidence.polygon for r in ranked[:top_k]):  # outlines in the sent pixels
                 _, width, height = probe(request.image, Limits.of(self.settings))
                 scale = max(width, height) / max(pixels.shape[:2])

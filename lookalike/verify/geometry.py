@@ -6,6 +6,7 @@ flat product (convex, not degenerate, not larger than the photo), because repeti
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import cv2
@@ -29,21 +30,58 @@ class VerifyParams:
     min_inliers: int = 8          # fewer: not verified
 
 
-def _matches(query: LocalFeatures, candidate: LocalFeatures, ratio: float) -> list[cv2.DMatch]:
-    if len(query) < 2 or len(candidate) < 2 or query.kind != candidate.kind:
-        return []
-    binary = query.kind == "orb"
-    matcher = cv2.BFMatcher(cv2.NORM_HAMMING if binary else cv2.NORM_L2)
-    q = query.descriptors if binary else query.descriptors.astype(np.float32)
-    c = candidate.descriptors if binary else candidate.descriptors.astype(np.float32)
-    pairs = matcher.knnMatch(c, q, k=2)
-    good = [p[0] for p in pairs if len(p) == 2 and p[0].distance < ratio * p[1].distance]
-    # One catalogue point per query point (the closest): a repeated pattern in the catalogue
-    # image must not count a query point several times.
-    best: dict[int, cv2.DMatch] = {}
-    for m in sorted(good, key=lambda m: m.distance):
-        best.setdefault(m.trainIdx, m)
-    return sorted(best.values(), key=lambda m: (m.queryIdx, m.trainIdx))
+def _nearest_two(catalogue: np.ndarray, query: np.ndarray, binary: bool
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each catalogue descriptor: its nearest query descriptor, that distance and the
+    second-nearest distance. One matrix product for the whole shortlist: OpenCV's brute-force
+    matcher costs more per pair on these CPUs and its DMatch objects cost more than the maths.
+    Binary descriptors become +-1 vectors: their squared distance is 4x the Hamming distance."""
+    if binary:
+        catalogue, query = (np.unpackbits(d, axis=1).astype(np.float32) * 2 - 1
+                            for d in (catalogue, query))
+    else:
+        catalogue, query = catalogue.astype(np.float32), query.astype(np.float32)
+    # Per row, the nearest query descriptor maximises c.q - |q|^2 / 2 (|c|^2 is the row's own
+    # constant): one product and one broadcast, no full matrix of distances.
+    half_norms = 0.5 * np.einsum("ij,ij->i", query, query)
+    score = catalogue @ query.T
+    score -= half_norms
+    rows = np.arange(len(score))
+    nearest = score.argmax(axis=1)
+    best = score[rows, nearest]
+    score[rows, nearest] = -np.inf
+    runner_up = score.max(axis=1)
+    norms = np.einsum("ij,ij->i", catalogue, catalogue)
+    # squared L2 = |c|^2 - 2 * score
+    first, second = (np.sqrt(np.maximum(norms - 2 * s, 0)) for s in (best, runner_up))
+    if binary:
+        first, second = first**2 / 4, second**2 / 4
+    return nearest, first, second
+
+
+def match_shortlist(query: LocalFeatures, candidates: Sequence[LocalFeatures], ratio: float
+                    ) -> list[np.ndarray]:
+    """Per candidate, (catalogue index, query index) pairs that pass Lowe's ratio test, at
+    most one catalogue point per query point (the closest): a repeated pattern in the
+    catalogue image must not count a query point several times."""
+    out = [np.zeros((0, 2), np.int64) for _ in candidates]
+    usable = [i for i, c in enumerate(candidates) if len(c) >= 2 and c.kind == query.kind]
+    if len(query) < 2 or not usable:
+        return out
+    nearest, first, second = _nearest_two(
+        np.concatenate([candidates[i].descriptors for i in usable]), query.descriptors,
+        query.kind == "orb")
+    passed = first < ratio * second
+    start = 0
+    for i in usable:
+        rows = slice(start, start + len(candidates[i]))
+        start = rows.stop
+        kept = np.flatnonzero(passed[rows])
+        kept = kept[np.argsort(first[rows][kept], kind="stable")]
+        _, once = np.unique(nearest[rows][kept], return_index=True)
+        kept = np.sort(kept[once])
+        out[i] = np.stack([kept, nearest[rows][kept]], axis=1)
+    return out
 
 
 def _plausible(homography: np.ndarray, size: tuple[int, int], query_size: tuple[int, int]
@@ -72,13 +110,23 @@ def _plausible(homography: np.ndarray, size: tuple[int, int], query_size: tuple[
     return points
 
 
+def verify_shortlist(query: LocalFeatures, candidates: Sequence[LocalFeatures],
+                     params: VerifyParams = VerifyParams()) -> list[Evidence]:
+    return [_fit(query, candidate, pairs, params) for candidate, pairs
+            in zip(candidates, match_shortlist(query, candidates, params.ratio))]
+
+
 def verify(query: LocalFeatures, candidate: LocalFeatures,
            params: VerifyParams = VerifyParams()) -> Evidence:
-    matches = _matches(query, candidate, params.ratio)
-    if len(matches) < max(4, params.min_inliers):
-        return Evidence(len(matches) if len(matches) < 4 else 0)
-    source = np.float32([candidate.points[m.queryIdx] for m in matches])
-    target = np.float32([query.points[m.trainIdx] for m in matches])
+    return verify_shortlist(query, [candidate], params)[0]
+
+
+def _fit(query: LocalFeatures, candidate: LocalFeatures, pairs: np.ndarray,
+         params: VerifyParams) -> Evidence:
+    if len(pairs) < max(4, params.min_inliers):
+        return Evidence(len(pairs) if len(pairs) < 4 else 0)
+    source = candidate.points[pairs[:, 0]].astype(np.float32)
+    target = query.points[pairs[:, 1]].astype(np.float32)
     homography, mask = cv2.findHomography(source, target, cv2.USAC_MAGSAC, params.reprojection_px,
                                           maxIters=2000, confidence=0.995)
     if homography is None or mask is None:
