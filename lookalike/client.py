@@ -52,12 +52,14 @@ VERIFY = {"": pb.VERIFY_DEFAULT, "auto": pb.VERIFY_AUTO, "off": pb.VERIFY_OFF, "
 
 def search_request(image: bytes, top_k: int = 10, categories: Iterable[str] = (),
                    labels: Iterable[str] = (), min_score: float = 0.0,
-                   verify: str = "") -> pb.SearchRequest:
-    """verify: "auto", "off", "on", or "" for the server's default."""
+                   verify: str = "", per_object: bool = False) -> pb.SearchRequest:
+    """verify: "auto", "off", "on", or "" for the server's default; per_object: also find each
+    product in the photo (SearchResponse.objects)."""
     if verify not in VERIFY:
         raise ValueError(f"verify is {verify!r}; one of auto, off, on (or empty: the server's)")
     return pb.SearchRequest(image=image, top_k=top_k, min_score=min_score, verify=VERIFY[verify],
-                            filter=pb.Filter(categories=categories, labels=labels))
+                            filter=pb.Filter(categories=categories, labels=labels),
+                            per_object=per_object)
 
 
 class Client:
@@ -82,8 +84,8 @@ class Client:
 
     def search(self, image: bytes, top_k: int = 10, categories: Iterable[str] = (),
                labels: Iterable[str] = (), min_score: float = 0.0,
-               verify: str = "") -> pb.SearchResponse:
-        request = search_request(image, top_k, categories, labels, min_score, verify)
+               verify: str = "", per_object: bool = False) -> pb.SearchResponse:
+        request = search_request(image, top_k, categories, labels, min_score, verify, per_object)
         return self.stub.Search(request, timeout=self.timeout_s, metadata=self.metadata)
 
     def submit(self, items: list[pb.IngestItem]) -> str:
@@ -139,9 +141,9 @@ class AsyncClient:
 
     async def search(self, image: bytes, top_k: int = 10, categories: Iterable[str] = (),
                      labels: Iterable[str] = (), min_score: float = 0.0,
-                     verify: str = "") -> pb.SearchResponse:
+                     verify: str = "", per_object: bool = False) -> pb.SearchResponse:
         return await self.stub.Search(search_request(image, top_k, categories, labels, min_score,
-                                                     verify),
+                                                     verify, per_object),
                                       timeout=self.timeout_s, metadata=self.metadata)
 
     async def submit(self, items: list[pb.IngestItem]) -> str:

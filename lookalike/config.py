@@ -72,6 +72,7 @@ class Settings(BaseSettings):
     # Catalogue local features, computed by the worker at ingest (none: no stage 2).
     local_features: Literal["sift", "orb", "none"] = "sift"
     verify_min_inliers: int = 8  # a product is verified from this many inliers
+    object_shortlist: int = 100  # catalogue images looked for in the photo by a per-object search
 
     # Access. "keys": every call but health/reflection needs an x-api-key from read_keys
     # (Search, GetJob, GetStats) or write_keys (everything); "none" is for local use only.

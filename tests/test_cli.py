@@ -9,8 +9,10 @@ import sys
 from pathlib import Path
 
 import cv2
+import numpy as np
 
 from lookalike.tools.local import start_service, stop
+from tests.test_service import two_products
 
 
 def lookalike(*args: str, server: str) -> subprocess.CompletedProcess[str]:
@@ -35,6 +37,16 @@ def test_ingest_search_sheet_stats(service: str, sample: Path, tmp_path: Path) -
 
     as_json = json.loads(lookalike("search", str(query), "--json", server=service).stdout)
     assert as_json["matches"][0]["productId"] == "cat-poster"
+
+    two, _ = two_products(sample, ["camera-print", "astronaut-print"], np.random.default_rng(7))
+    (tmp_path / "two.jpg").write_bytes(two)
+    objects = lookalike("search", str(tmp_path / "two.jpg"), "--objects", "--sheet",
+                        str(tmp_path / "objects.png"), server=service)
+    assert objects.returncode == 0, objects.stderr
+    assert objects.stdout.count("Object ") == 2 and "2 objects" in objects.stdout
+    assert "camera-print" in objects.stdout and "astronaut-print" in objects.stdout
+    rows = cv2.imread(str(tmp_path / "objects.png"))
+    assert rows is not None and rows.shape[0] >= 2 * 200  # one row per object
 
     stats = lookalike("stats", server=service)
     assert "vectors of" in stats.stdout and "lite0-shelf@" in stats.stdout

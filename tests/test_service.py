@@ -103,6 +103,53 @@ def test_a_tilted_photo_of_a_catalogue_image_is_verified(client: Client, sample:
     assert "verify" in refused.value.details()
 
 
+def two_products(sample: Path, names: list[str], rng: np.random.Generator
+                 ) -> tuple[bytes, list[np.ndarray]]:
+    """The catalogue images, each tilted and turned, side by side on clutter; their outlines."""
+    canvas_w, canvas_h = 1200, 640
+    clutter = rng.integers(0, 255, (canvas_h // 10, canvas_w // 10, 3), np.uint8)
+    canvas = cv2.resize(clutter, (canvas_w, canvas_h), interpolation=cv2.INTER_NEAREST)
+    outlines = []
+    for i, name in enumerate(names):
+        image = decode((sample / "catalogue" / f"{name}.png").read_bytes())
+        h, w = image.shape[:2]
+        corners = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+        size = 0.36 * canvas_w / max(w, h)
+        target = ((corners - [w / 2, h / 2]) * size + [canvas_w * (0.27 + 0.46 * i), canvas_h / 2]
+                  + rng.uniform(-0.06, 0.06, (4, 2)) * size * max(w, h)).astype(np.float32)
+        warp = cv2.getPerspectiveTransform(corners, target)
+        cv2.warpPerspective(image, warp, (canvas_w, canvas_h), dst=canvas,
+                            borderMode=cv2.BORDER_TRANSPARENT)
+        outlines.append(target)
+    data = cv2.imencode(".jpg", cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR))[1].tobytes()
+    return data, outlines
+
+
+def test_per_object_search_finds_each_product_with_its_outline(client: Client, sample: Path,
+                                                               catalogue) -> None:
+    from lookalike.verify.objects import polygon_iou
+
+    names = ["camera-print", "galaxy-puzzle"]
+    data, outlines = two_products(sample, names, np.random.default_rng(3))
+    response = client.search(data, top_k=3, per_object=True)
+    assert len(response.objects) == 2, response.objects
+    found = {obj.matches[0].product_id: obj for obj in response.objects}
+    assert set(found) == set(names)
+    for name, outline in zip(names, outlines):
+        obj = found[name]
+        polygon = [(p.x, p.y) for p in obj.bounding_poly]
+        assert polygon_iou(polygon, outline) >= 0.5, (name, polygon, outline)
+        assert 0 < obj.score <= 1 and obj.matches[0].verified and obj.matches[0].inliers >= 8
+    assert response.matches  # the whole photo's ranking is still there
+
+    one, _ = two_products(sample, ["astronaut-print"], np.random.default_rng(4))
+    single = client.search(one, top_k=3, per_object=True).objects
+    assert [obj.matches[0].product_id for obj in single] == ["astronaut-print"]
+    none = cv2.imencode(".png", np.random.default_rng(5).integers(0, 255, (480, 640, 3), np.uint8))
+    assert client.search(none[1].tobytes(), per_object=True).objects == []
+    assert client.search(data, top_k=3).objects == []  # only when asked
+
+
 def test_filters_and_min_score(client: Client, sample: Path, catalogue) -> None:
     image = queries(sample)[0][0]
     posters = client.search(image, top_k=10, categories=["posters"]).matches

@@ -55,6 +55,10 @@ class NotFound(LookupError):
     """What the request names does not exist (NOT_FOUND)."""
 
 
+class FailedPrecondition(RuntimeError):
+    """The service is not set up for this request (FAILED_PRECONDITION)."""
+
+
 class TooLarge(ValueError):
     """The request exceeds a size limit (RESOURCE_EXHAUSTED)."""
 
@@ -66,6 +70,7 @@ STATUS_OF: tuple[tuple[type[BaseException], grpc.StatusCode, str], ...] = (
     (InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT, ""),
     (NotFound, grpc.StatusCode.NOT_FOUND, ""),
     (ModelMismatch, grpc.StatusCode.FAILED_PRECONDITION, ""),
+    (FailedPrecondition, grpc.StatusCode.FAILED_PRECONDITION, ""),
     (StoreUnavailable, grpc.StatusCode.UNAVAILABLE, ""),
     (redis.RedisError, grpc.StatusCode.UNAVAILABLE, "job store or ingest queue unavailable: "),
     (OperationalError, grpc.StatusCode.UNAVAILABLE, "ingest queue unavailable: "),

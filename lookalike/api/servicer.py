@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 
-from lookalike.api.interceptors import InvalidArgument, NotFound
+from lookalike.api.interceptors import FailedPrecondition, InvalidArgument, NotFound
 from lookalike.api.validation import check_filter, check_job_id, check_product_ids, item_message
 from lookalike.config import Settings
 from lookalike.imaging import Limits, decode, probe
@@ -25,8 +25,10 @@ from lookalike.pipeline.queue import ChunkQueue, ItemMessage
 from lookalike.store import CatalogueStore, Match
 from lookalike.v1 import lookalike_pb2 as pb
 from lookalike.v1 import lookalike_pb2_grpc as pb_grpc
-from lookalike.verify.geometry import Evidence
-from lookalike.verify.rerank import Ranked, StageTwo, rerank
+from lookalike.verify.features import LocalFeatures
+from lookalike.verify.geometry import Evidence, VerifyParams
+from lookalike.verify.objects import Found, find_objects
+from lookalike.verify.rerank import NO_FEATURES, Ranked, StageTwo, rerank
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +45,20 @@ def _match(m: Match, ranked: Ranked, scale: float) -> pb.Match:
                     inliers=evidence.inliers, verified=evidence.verified,
                     polygon=[pb.Point(x=x * scale, y=y * scale) for x, y in evidence.polygon],
                     stage1_rank=ranked.index + 1)
+
+
+def _object(found: Found, matches: list[Match], scale: float, top_k: int) -> pb.DetectedObject:
+    """The product found, then its look-alikes: one match per product."""
+    seen: set[str] = set()
+    out = []
+    for f in (found, *found.look_alikes):
+        if matches[f.index].product_id not in seen and len(out) < top_k:
+            seen.add(matches[f.index].product_id)
+            out.append(_match(matches[f.index], Ranked(f.index, Evidence(f.inliers, True, f.polygon)),
+                              scale))
+    return pb.DetectedObject(bounding_poly=[pb.Point(x=x * scale, y=y * scale)
+                                            for x, y in found.polygon],
+                             score=found.score, matches=out)
 
 
 class LookalikeServicer(pb_grpc.LookalikeServicer):
@@ -76,31 +92,53 @@ class LookalikeServicer(pb_grpc.LookalikeServicer):
         mode = _VERIFY_MODES.get(request.verify) or self.settings.verify
         if self.stage_two is None:
             mode = "off"  # no local features are stored: nothing to verify with
+        if request.per_object and self.stage_two is None:
+            raise FailedPrecondition("per-object search needs local features; this service "
+                                     "stores none (LOOKALIKE_LOCAL_FEATURES=none)")
         # The photo's keypoints are found while the CNN and the shortlist run.
-        features = (self.local_features.submit(self.stage_two.query_features, pixels)
-                    if mode != "off" and self.stage_two is not None else None)
+        features = (self.local_features.submit(self.stage_two.query_features, pixels,
+                                               request.per_object)
+                    if self.stage_two is not None and (mode != "off" or request.per_object)
+                    else None)
         with stage("embed"):
             vector = self.batcher.embed_query(pixels)
         shortlist = top_k if mode == "off" else max(top_k, self.settings.shortlist)
         with stage("search"):
-            matches = self.store.search(vector, shortlist, categories, labels,
-                                        request.min_score or None)
-        ranked = [Ranked(i, Evidence()) for i in range(len(matches))]
-        scale = 1.0
+            matches = self.store.search(
+                vector, max(shortlist, self.settings.object_shortlist if request.per_object else 0),
+                categories, labels, request.min_score or None)
+        ranked = [Ranked(i, Evidence()) for i in range(min(len(matches), shortlist))]
+        objects: list[Found] = []
         if features is not None and matches:
             with stage("verify"):
-                packed = self.store.local_features(matches)
-                ranked = rerank(mode, features.result(), packed, self.stage_two,
-                                [m.score for m in matches])
-            if any(r.evidence.polygon for r in ranked[:top_k]):  # outlines in the sent pixels
-                _, width, height = probe(request.image, Limits.of(self.settings))
-                scale = max(width, height) / max(pixels.shape[:2])
+                ranked, objects = self._stage_two(mode, request.per_object, features.result(),
+                                                  matches, shortlist)
+        scale = 1.0
+        if objects or any(r.evidence.polygon for r in ranked[:top_k]):  # outlines in sent pixels
+            _, width, height = probe(request.image, Limits.of(self.settings))
+            scale = max(width, height) / max(pixels.shape[:2])
         return pb.SearchResponse(
             matches=[_match(matches[r.index], r, scale) for r in ranked[:top_k]],
             model=self.embedder.model_id,
             server_ms=(time.perf_counter() - started) * 1000,
             verify=mode,
+            objects=[_object(found, matches, scale, top_k) for found in objects],
         )
+
+    def _stage_two(self, mode: str, per_object: bool, query: LocalFeatures, matches: list[Match],
+                   shortlist: int) -> tuple[list[Ranked], list[Found]]:
+        """The shortlist re-ranked (unless mode is off) and the products found in the photo
+        (per-object: among all of `matches`)."""
+        packed = self.store.local_features(matches)
+        ranked = ([Ranked(i, Evidence()) for i in range(min(len(matches), shortlist))]
+                  if mode == "off" else
+                  rerank(mode, query, packed[:shortlist], self.stage_two,
+                         [m.score for m in matches[:shortlist]]))
+        objects = (find_objects(query, [LocalFeatures.unpack(p) if p else NO_FEATURES
+                                        for p in packed],
+                                VerifyParams(min_inliers=self.stage_two.min_inliers))
+                   if per_object else [])
+        return ranked, objects
 
     def SubmitIngest(self, request: pb.SubmitIngestRequest,
                      context: grpc.ServicerContext) -> pb.SubmitIngestResponse:

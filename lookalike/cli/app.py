@@ -70,6 +70,22 @@ def ingest_with_progress(client, entries, stall_s: float | None = None):
 
 
 
+def print_objects(response, name: str) -> None:
+    """One table per product found in the photo."""
+    if not response.objects:
+        console.print(escape(f"no product found in {name} (per-object search: a product counts "
+                             f"when its catalogue image is verified in the photo)"))
+    for i, obj in enumerate(response.objects, start=1):
+        corners = " ".join(f"({p.x:.0f},{p.y:.0f})" for p in obj.bounding_poly)
+        table = Table("#", "product", "inliers", "category", "title", "image",
+                      title=escape(f"Object {i} in {name}: score {obj.score:.2f}, at {corners}"))
+        for rank, m in enumerate(obj.matches, start=1):
+            table.add_row(*row(rank, m.product_id, str(m.inliers), m.category, m.title, m.image_id))
+        console.print(table)
+    console.print(escape(f"model {response.model}, {len(response.objects)} objects, "
+                         f"{response.server_ms:.1f} ms in the server"))
+
+
 def print_matches(response, title: str) -> None:
     table = Table("#", "product", "score", "inliers", "category", "title", "image",
                   title=escape(title))

@@ -18,6 +18,7 @@ from lookalike.cli.app import (
     fail,
     ingest_with_progress,
     print_matches,
+    print_objects,
 )
 
 
@@ -58,6 +59,8 @@ def search(
     min_score: Annotated[float, typer.Option(help="drop matches below this cosine score")] = 0.0,
     verify: Annotated[str, typer.Option(
         help="stage 2: auto, off or on (default: the server's LOOKALIKE_VERIFY)")] = "",
+    objects: Annotated[bool, typer.Option(
+        "--objects", help="find each product in the photo: one table per object")] = False,
     sheet: Annotated[Optional[Path], typer.Option(help="write a contact sheet PNG here")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
     server: ServerOpt = None,
@@ -66,7 +69,8 @@ def search(
     data = image.read_bytes()
     with client_for(server) as client:
         try:
-            response = client.search(data, top_k, category or (), label or (), min_score, verify)
+            response = client.search(data, top_k, category or (), label or (), min_score, verify,
+                                     per_object=objects)
         except grpc.RpcError as exc:
             raise fail(f"{exc.code().name}: {exc.details()}", 1) from None
         except ValueError as exc:  # an option the request cannot carry
@@ -75,13 +79,19 @@ def search(
         from google.protobuf.json_format import MessageToDict
 
         print(json.dumps(MessageToDict(response), indent=2))
+    elif objects:
+        print_objects(response, image.name)
     else:
         print_matches(response, f"Products like {image.name}")
     if sheet:
-        from lookalike.imaging import decode
+        from lookalike.imaging import Limits, decode, probe
         from lookalike.tools import sheet as sheets
 
-        sheets.render([sheets.query_row(decode(data), response.matches)], sheet)
+        photo = decode(data)
+        scale = max(photo.shape[:2]) / max(probe(data, Limits())[1:])  # outlines: sent pixels
+        rows = (sheets.object_rows(photo, response.objects, scale) if objects
+                else [sheets.query_row(photo, response.matches, scale=scale)])
+        sheets.render(rows or [[sheets.Tile(photo, ("no product found", ""))]], sheet)
         console.print(escape(f"contact sheet: {sheet}"))
 
 

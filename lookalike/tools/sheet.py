@@ -97,3 +97,34 @@ def query_row(query: np.ndarray, matches: Sequence, expected: str | None = None,
         row.append(Tile(load_thumbnail(m.source), (f"#{rank} {m.product_id}",
                                                    f"score {m.score:.3f}{evidence}"), colour))
     return row
+
+
+def draw_objects(photo: np.ndarray, objects: Sequence, scale: float = 1.0,
+                 highlight: int | None = None) -> np.ndarray:
+    """The photo with each object's outline and its first product's id drawn on it.
+    highlight: draw that object thick and the others thin, without labels."""
+    drawn = photo.copy()
+    width = max(2, round(max(photo.shape[:2]) / 200))
+    for i, obj in enumerate(objects):
+        polygon = np.int32([(p.x * scale, p.y * scale) for p in obj.bounding_poly])
+        if len(polygon) < 3:
+            continue
+        chosen = highlight is None or i == highlight
+        cv2.polylines(drawn, [polygon], True, (40, 170, 60) if chosen else (255, 140, 0),
+                      width * (2 if highlight is not None and chosen else 1))
+        if highlight is None and obj.matches:
+            label = f"{obj.matches[0].product_id} {obj.score:.2f}"
+            x, y = polygon[:, 0].min(), max(int(polygon[:, 1].min()) - 6, 14)
+            for colour, thick in (((255, 255, 255), width + 2), ((20, 20, 20), max(1, width // 2))):
+                cv2.putText(drawn, label, (int(x), y), cv2.FONT_HERSHEY_SIMPLEX,
+                            max(0.5, width / 4), colour, thick, cv2.LINE_AA)
+    return drawn
+
+
+def object_rows(photo: np.ndarray, objects: Sequence, scale: float = 1.0) -> list[list[Tile]]:
+    """One row per object: the photo with that object outlined, then its matches."""
+    return [[Tile(draw_objects(photo, objects, scale, highlight=i),
+                  (f"object {i + 1}", f"score {obj.score:.2f}"))]
+            + [Tile(load_thumbnail(m.source), (f"#{rank} {m.product_id}", f"{m.inliers} inliers"))
+               for rank, m in enumerate(obj.matches, start=1)]
+            for i, obj in enumerate(objects)]

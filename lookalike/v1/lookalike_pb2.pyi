@@ -27,18 +27,20 @@ class Filter(_message.Message):
     def __init__(self, categories: _Optional[_Iterable[str]] = ..., labels: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class SearchRequest(_message.Message):
-    __slots__ = ("image", "top_k", "filter", "min_score", "verify")
+    __slots__ = ("image", "top_k", "filter", "min_score", "verify", "per_object")
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     TOP_K_FIELD_NUMBER: _ClassVar[int]
     FILTER_FIELD_NUMBER: _ClassVar[int]
     MIN_SCORE_FIELD_NUMBER: _ClassVar[int]
     VERIFY_FIELD_NUMBER: _ClassVar[int]
+    PER_OBJECT_FIELD_NUMBER: _ClassVar[int]
     image: bytes
     top_k: int
     filter: Filter
     min_score: float
     verify: Verify
-    def __init__(self, image: _Optional[bytes] = ..., top_k: _Optional[int] = ..., filter: _Optional[_Union[Filter, _Mapping]] = ..., min_score: _Optional[float] = ..., verify: _Optional[_Union[Verify, str]] = ...) -> None: ...
+    per_object: bool
+    def __init__(self, image: _Optional[bytes] = ..., top_k: _Optional[int] = ..., filter: _Optional[_Union[Filter, _Mapping]] = ..., min_score: _Optional[float] = ..., verify: _Optional[_Union[Verify, str]] = ..., per_object: _Optional[bool] = ...) -> None: ...
 
 class Point(_message.Message):
     __slots__ = ("x", "y")
@@ -75,16 +77,28 @@ class Match(_message.Message):
     def __init__(self, product_id: _Optional[str] = ..., score: _Optional[float] = ..., image_id: _Optional[str] = ..., category: _Optional[str] = ..., title: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., source: _Optional[str] = ..., inliers: _Optional[int] = ..., verified: _Optional[bool] = ..., polygon: _Optional[_Iterable[_Union[Point, _Mapping]]] = ..., stage1_rank: _Optional[int] = ...) -> None: ...
 
 class SearchResponse(_message.Message):
-    __slots__ = ("matches", "model", "server_ms", "verify")
+    __slots__ = ("matches", "model", "server_ms", "verify", "objects")
     MATCHES_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     SERVER_MS_FIELD_NUMBER: _ClassVar[int]
     VERIFY_FIELD_NUMBER: _ClassVar[int]
+    OBJECTS_FIELD_NUMBER: _ClassVar[int]
     matches: _containers.RepeatedCompositeFieldContainer[Match]
     model: str
     server_ms: float
     verify: str
-    def __init__(self, matches: _Optional[_Iterable[_Union[Match, _Mapping]]] = ..., model: _Optional[str] = ..., server_ms: _Optional[float] = ..., verify: _Optional[str] = ...) -> None: ...
+    objects: _containers.RepeatedCompositeFieldContainer[DetectedObject]
+    def __init__(self, matches: _Optional[_Iterable[_Union[Match, _Mapping]]] = ..., model: _Optional[str] = ..., server_ms: _Optional[float] = ..., verify: _Optional[str] = ..., objects: _Optional[_Iterable[_Union[DetectedObject, _Mapping]]] = ...) -> None: ...
+
+class DetectedObject(_message.Message):
+    __slots__ = ("bounding_poly", "score", "matches")
+    BOUNDING_POLY_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    MATCHES_FIELD_NUMBER: _ClassVar[int]
+    bounding_poly: _containers.RepeatedCompositeFieldContainer[Point]
+    score: float
+    matches: _containers.RepeatedCompositeFieldContainer[Match]
+    def __init__(self, bounding_poly: _Optional[_Iterable[_Union[Point, _Mapping]]] = ..., score: _Optional[float] = ..., matches: _Optional[_Iterable[_Union[Match, _Mapping]]] = ...) -> None: ...
 
 class IngestItem(_message.Message):
     __slots__ = ("product_id", "image_id", "image", "uri", "category", "title", "labels", "source")

@@ -84,7 +84,7 @@ def match_shortlist(query: LocalFeatures, candidates: Sequence[LocalFeatures], r
     return out
 
 
-def _plausible(homography: np.ndarray, size: tuple[int, int], query_size: tuple[int, int]
+def plausible_outline(homography: np.ndarray, size: tuple[int, int], query_size: tuple[int, int]
                ) -> np.ndarray | None:
     """The catalogue image's corners in the photo, if they are a view of a flat product: in
     front of the camera, convex and not mirrored, 1 % to 9x the photo's area, opposite sides
@@ -110,30 +110,49 @@ def _plausible(homography: np.ndarray, size: tuple[int, int], query_size: tuple[
     return points
 
 
+@dataclass(frozen=True)
+class Fit:
+    """One homography from a catalogue image into the photo."""
+    inliers: int
+    support: np.ndarray               # the photo keypoints that are inliers (indices)
+    corners: np.ndarray | None        # the plausible outline (resized photo's pixels), or None
+
+    @property
+    def verified(self) -> bool:
+        return self.corners is not None
+
+    def polygon(self, query: LocalFeatures) -> list[tuple[float, float]]:
+        """The outline in the original photo's pixels."""
+        return [] if self.corners is None else [
+            (float(x / query.scale), float(y / query.scale)) for x, y in self.corners]
+
+
+def fit_homography(query: LocalFeatures, candidate: LocalFeatures, pairs: np.ndarray,
+                   params: VerifyParams) -> Fit | None:
+    """RANSAC on matched (catalogue, photo) keypoint pairs; None below `min_inliers` pairs."""
+    if len(pairs) < max(4, params.min_inliers):
+        return None
+    homography, mask = cv2.findHomography(
+        candidate.points[pairs[:, 0]].astype(np.float32), query.points[pairs[:, 1]].astype(np.float32),
+        cv2.USAC_MAGSAC, params.reprojection_px, maxIters=2000, confidence=0.995)
+    if homography is None or mask is None:
+        return Fit(0, np.zeros(0, np.int64), None)
+    inlier = mask.ravel().astype(bool)
+    corners = plausible_outline(homography, candidate.size, query.size)
+    verified = inlier.sum() >= params.min_inliers and corners is not None
+    return Fit(int(inlier.sum()), pairs[inlier, 1], corners if verified else None)
+
+
 def verify_shortlist(query: LocalFeatures, candidates: Sequence[LocalFeatures],
                      params: VerifyParams = VerifyParams()) -> list[Evidence]:
-    return [_fit(query, candidate, pairs, params) for candidate, pairs
-            in zip(candidates, match_shortlist(query, candidates, params.ratio))]
+    evidence = []
+    for candidate, pairs in zip(candidates, match_shortlist(query, candidates, params.ratio)):
+        fit = fit_homography(query, candidate, pairs, params)
+        evidence.append(Evidence(len(pairs) if len(pairs) < 4 else 0) if fit is None else
+                        Evidence(fit.inliers, fit.verified, fit.polygon(query)))
+    return evidence
 
 
 def verify(query: LocalFeatures, candidate: LocalFeatures,
            params: VerifyParams = VerifyParams()) -> Evidence:
     return verify_shortlist(query, [candidate], params)[0]
-
-
-def _fit(query: LocalFeatures, candidate: LocalFeatures, pairs: np.ndarray,
-         params: VerifyParams) -> Evidence:
-    if len(pairs) < max(4, params.min_inliers):
-        return Evidence(len(pairs) if len(pairs) < 4 else 0)
-    source = candidate.points[pairs[:, 0]].astype(np.float32)
-    target = query.points[pairs[:, 1]].astype(np.float32)
-    homography, mask = cv2.findHomography(source, target, cv2.USAC_MAGSAC, params.reprojection_px,
-                                          maxIters=2000, confidence=0.995)
-    if homography is None or mask is None:
-        return Evidence()
-    inliers = int(mask.sum())
-    corners = _plausible(homography, candidate.size, query.size)
-    if inliers < params.min_inliers or corners is None:
-        return Evidence(inliers)
-    polygon = [(float(x / query.scale), float(y / query.scale)) for x, y in corners]
-    return Evidence(inliers, True, polygon)

@@ -27,13 +27,15 @@ MODES = ("auto", "off", "on")
 
 
 AUTO_WEIGHT = 0.1  # of log2(inliers / bar) next to the cosine, among verified products
-_NONE = LocalFeatures("none", np.zeros((0, 2), np.float32), np.zeros((0, 0), np.uint8), (0, 0))
+# What an image stored without local features has to match: nothing.
+NO_FEATURES = LocalFeatures("none", np.zeros((0, 2), np.float32), np.zeros((0, 0), np.uint8), (0, 0))
 
 
 @dataclass(frozen=True)
 class StageTwo:
     kind: str = "sift"
     query_points: int = 500       # the photo's keypoints: 1000 found 0.5 points more, at 2x the matching
+    object_points: int = 1000     # a per-object search's: several products share the photo
     catalogue_points: int = 240   # per catalogue image, stored at ingest (< 32 KB packed)
     long_side: int = 640          # both sides are resized to this before detection
     min_inliers: int = 8          # verified from this many inliers
@@ -48,8 +50,9 @@ class StageTwo:
     def catalogue_features(self, rgb: np.ndarray) -> LocalFeatures:
         return extract(rgb, self.kind, self.catalogue_points, self.long_side)
 
-    def query_features(self, rgb: np.ndarray) -> LocalFeatures:
-        return extract(rgb, self.kind, self.query_points, self.long_side)
+    def query_features(self, rgb: np.ndarray, per_object: bool = False) -> LocalFeatures:
+        return extract(rgb, self.kind, self.object_points if per_object else self.query_points,
+                       self.long_side)
 
 
 @dataclass(frozen=True)
@@ -68,8 +71,7 @@ def rerank(mode: str, query: LocalFeatures, packed: Sequence[str], stage: StageT
         raise ValueError(f"verify is {mode!r}; one of {', '.join(MODES)}")
     if mode == "off" or not any(packed):
         return [Ranked(i, Evidence()) for i in range(len(packed))]
-    # Images stored without features have none to match: their evidence stays empty.
-    evidence = verify_shortlist(query, [LocalFeatures.unpack(p) if p else _NONE for p in packed],
+    evidence = verify_shortlist(query, [LocalFeatures.unpack(p) if p else NO_FEATURES for p in packed],
                                 VerifyParams(min_inliers=stage.min_inliers))
     cosine = list(scores) if scores is not None else [-float(i) for i in range(len(packed))]
 
