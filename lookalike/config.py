@@ -69,6 +69,9 @@ class Settings(BaseSettings):
     # plus evidence; on: by inliers; off: stage 1 only. A Search may ask for another mode.
     verify: Literal["auto", "off", "on"] = "auto"
     shortlist: int = 50  # products verified per search (top_k when larger)
+    # Crops of the photo searched beside it (0-5; the best score over them counts): products
+    # that fill part of the frame rank higher, at the cost of one forward pass per crop.
+    query_crops: int = Field(0, ge=0, le=5)
     # Catalogue local features, computed by the worker at ingest (none: no stage 2).
     local_features: Literal["sift", "orb", "none"] = "sift"
     verify_min_inliers: int = 8  # a product is verified from this many inliers

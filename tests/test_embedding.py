@@ -45,6 +45,22 @@ class Spy:
         return self.embedder.embed_prepared(batch)
 
 
+def test_the_crops_of_a_photo_go_through_one_pass(embedder: EmbeddingModel,
+                                                 photos: list[np.ndarray]) -> None:
+    from lookalike.model.preprocess import query_crops
+
+    photo = photos[0]
+    views = query_crops(photo, 5)
+    h, w = photo.shape[:2]
+    assert len(views) == 6 and views[0] is photo and len(query_crops(photo, 0)) == 1
+    assert views[1].shape[:2] == (round(0.6 * h), round(0.6 * w))
+    assert np.array_equal(views[4], photo[h - round(0.6 * h):, w - round(0.6 * w):])  # bottom right
+    spy = Spy(embedder)
+    vectors = QueryBatcher(spy, max_batch=8).embed_queries(views)
+    assert spy.sizes == [6] and vectors.shape == (6, embedder.dim)
+    np.testing.assert_allclose(vectors[0], embedder.embed_query([photo])[0], atol=1e-4)
+
+
 def test_batched_vectors_are_the_vectors_of_single_queries(embedder: EmbeddingModel,
                                                           photos: list[np.ndarray]) -> None:
     spy = Spy(embedder)

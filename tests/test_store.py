@@ -130,6 +130,17 @@ def test_one_match_per_product_ranked_by_cosine(store: CatalogueStore) -> None:
     assert [m.product_id for m in store.search(QUERY, 2)] == ["shoe", "hat"]
 
 
+def test_several_query_vectors_score_each_product_by_its_best(store: CatalogueStore) -> None:
+    """The photo and its crops: a product counts with the best of its images over all of them."""
+    hat_like, sock_like = np.array([0.1, 1, 0, 0], np.float32), np.array([0, 0, 1, 0.2], np.float32)
+    views = np.stack([v / np.linalg.norm(v) for v in (hat_like, sock_like)])
+    matches = store.search_views(views, 3)
+    assert [m.product_id for m in matches] == ["hat", "sock", "shoe"]
+    assert matches[1].score == pytest.approx(1 / np.linalg.norm(sock_like), abs=5e-3)
+    assert [m.product_id for m in store.search_views(views[:1], 2)] == \
+        [m.product_id for m in store.search(views[0], 2)]
+
+
 def test_grouping_goes_past_a_product_with_many_images(store: CatalogueStore) -> None:
     """One product's images fill the over-fetched candidates: the others still come back."""
     many = [CatalogueImage("boot", f"img{i}", "footwear") for i in range(60)]

@@ -19,6 +19,7 @@ from lookalike.config import Settings
 from lookalike.imaging import Limits, decode, probe
 from lookalike.model.base import EmbeddingModel
 from lookalike.model.batcher import QueryBatcher
+from lookalike.model.preprocess import query_crops
 from lookalike.observability import SEARCHES_ABANDONED, stage
 from lookalike.pipeline.jobs import JobStore
 from lookalike.pipeline.queue import ChunkQueue, ItemMessage
@@ -101,11 +102,11 @@ class LookalikeServicer(pb_grpc.LookalikeServicer):
                     if self.stage_two is not None and (mode != "off" or request.per_object)
                     else None)
         with stage("embed"):
-            vector = self.batcher.embed_query(pixels)
+            vectors = self.batcher.embed_queries(query_crops(pixels, self.settings.query_crops))
         shortlist = top_k if mode == "off" else max(top_k, self.settings.shortlist)
         with stage("search"):
-            matches = self.store.search(
-                vector, max(shortlist, self.settings.object_shortlist if request.per_object else 0),
+            matches = self.store.search_views(
+                vectors, max(shortlist, self.settings.object_shortlist if request.per_object else 0),
                 categories, labels, request.min_score or None)
         ranked = [Ranked(i, Evidence()) for i in range(min(len(matches), shortlist))]
         objects: list[Found] = []

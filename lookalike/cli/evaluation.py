@@ -73,6 +73,86 @@ def evaluate(
     console.print(escape(f"report: {report_png}"))
 
 
+@app.command("eval-objects")
+def evaluate_objects(
+    bench: Annotated[Path, typer.Argument(
+        help="scenes folder: evaluated as is when it holds scenes.json, else generated there "
+             "from --from")],
+    sources: Annotated[Optional[list[Path]], typer.Option(
+        "--from", help="catalogue to build scenes from (benchmark folder, CSV or folder of "
+                       "product folders); repeat for several")] = None,
+    per_kind: Annotated[int, typer.Option(help="scenes per kind (printed, produce)")] = 60,
+    seed: Annotated[int, typer.Option(help="scene generator seed")] = 0,
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="write metrics here")] = None,
+    sheet: Annotated[Optional[Path], typer.Option(
+        help="PNG of 6 scenes with what was found (default: BENCH/objects-sheet.png)")] = None,
+    server: Annotated[Optional[str], typer.Option(
+        help="evaluate against this running service (its collection must hold only the scenes' "
+             "catalogue); default: a fresh embedded service")] = None,
+) -> None:
+    """Per-object search on multi-product scenes: precision and recall of the products found
+    (right product, outline IoU >= 0.5), per kind, and the server time per scene."""
+    from lookalike.imaging import decode
+    from lookalike.tools import evaluate_objects as eo
+    from lookalike.tools import scenes
+    from lookalike.tools import sheet as sheets
+    from lookalike.tools.catalogue import read_catalogue
+    from lookalike.tools.local import local_service
+
+    truth_file = bench / "scenes.json"
+    if sources:
+        missing = [str(s) for s in sources if not s.exists()]
+        if missing:
+            raise fail(f"no catalogue at {', '.join(missing)}")
+        wanted = {"sources": [str(s.resolve()) for s in sources], "seed": seed, "per_kind": per_kind}
+        old = json.loads(truth_file.read_text()) if truth_file.is_file() else {}
+        if {k: old.get(k) for k in wanted} != wanted:
+            console.print(escape(f"generating {per_kind} scenes per kind in {bench} ..."))
+            try:
+                scenes.generate(sources, bench, per_kind, seed)
+            except ValueError as exc:
+                raise fail(str(exc)) from None
+    elif not truth_file.is_file():
+        raise fail(f"{bench} holds no scenes.json: give --from CATALOGUE to generate scenes there")
+    catalogue = read_catalogue(bench / "catalogue.csv")
+    count = len(json.loads(truth_file.read_text())["scenes"])
+
+    def run(target: str) -> tuple[list[eo.SceneResult], str]:
+        with client_for(target) as client:
+            ingest_with_progress(client, catalogue)
+            with progress_bar() as progress:
+                task = progress.add_task("scenes", total=count, note="")
+                return eo.run(client, bench, lambda: progress.advance(task))
+
+    if server:
+        results, model = run(server)
+    else:
+        with tempfile.TemporaryDirectory(prefix="lookalike-eval-") as tmp:
+            with local_service(Path(tmp)) as target:
+                results, model = run(target)
+    summary = eo.summary(results, model)
+    table = Table("kind", "scenes", "products", "found", "precision", "recall", "server ms p50",
+                  title=f"{bench.name}: per-object search (a hit: right product, IoU >= {eo.HIT_IOU})")
+    for kind in ("printed", "produce"):
+        if kind in summary:
+            k = summary[kind]
+            table.add_row(*row(kind, k["scenes"], k["objects"], k["found"], f"{k['precision']:.3f}",
+                               f"{k['recall']:.3f}", f"{k['server_ms_p50']:.0f}"))
+    console.print(table)
+    console.print(f"model {model}; server ms per scene p50 {summary['server_ms_p50']:.0f}, "
+                  f"p99 {summary['server_ms_p99']:.0f}")
+    if json_out:
+        json_out.write_text(json.dumps(summary, indent=2) + "\n")
+    by_kind = {kind: [r for r in results if r.kind == kind] for kind in ("printed", "produce")}
+    shown = by_kind["printed"][:3] + by_kind["produce"][:3] if by_kind["produce"] else \
+        by_kind["printed"][:6]
+    if shown:
+        out = sheets.grid([sheets.scene_picture(decode((bench / r.file).read_bytes(),
+                                                       target_side=4096), r.found, r.hits, r.truth)
+                           for r in shown], sheet or bench / "objects-sheet.png")
+        console.print(escape(f"sheet: {out}"))
+
+
 @app.command()
 def demo(
     workdir: Annotated[Path, typer.Option(help="where the sample catalogue and outputs go")]

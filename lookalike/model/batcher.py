@@ -20,22 +20,27 @@ from lookalike.model.base import EmbeddingModel
 class QueryBatcher:
     def __init__(self, model: EmbeddingModel, max_batch: int = 8) -> None:
         self.model, self.max_batch = model, max(1, max_batch)
-        self._waiting: queue.SimpleQueue[tuple[np.ndarray, Future]] = queue.SimpleQueue()
+        # Groups of (prepared image, its future): one photo, or the crops of one photo.
+        self._waiting: queue.SimpleQueue[list[tuple[np.ndarray, Future]]] = queue.SimpleQueue()
         threading.Thread(target=self._run, name="lookalike-embed", daemon=True).start()
 
     def embed_query(self, image: np.ndarray) -> np.ndarray:
         """One photo (RGB uint8, any size) -> its unit vector; raises what the model raised."""
-        done: Future = Future()
+        return self.embed_queries([image])[0]
+
+    def embed_queries(self, images: list[np.ndarray]) -> np.ndarray:
+        """Several images (a photo and its crops) -> their vectors, in one pass together."""
         # Prepared here, in the caller's thread: only the forward pass is serialised.
-        self._waiting.put((self.model.prepare(image), done))
-        return done.result()
+        group = [(self.model.prepare(image), Future()) for image in images]
+        self._waiting.put(group)
+        return np.stack([done.result() for _, done in group])
 
     def _run(self) -> None:
         while True:
-            batch = [self._waiting.get()]
+            batch = self._waiting.get()  # a group is never split (it may exceed max_batch)
             while len(batch) < self.max_batch:
                 try:
-                    batch.append(self._waiting.get_nowait())
+                    batch += self._waiting.get_nowait()
                 except queue.Empty:
                     break
             try:

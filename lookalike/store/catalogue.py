@@ -167,6 +167,19 @@ class CatalogueStore:
             for score, p in hits
         ]
 
+    def search_views(self, vectors: np.ndarray, top_k: int, categories: list[str] | None = None,
+                     labels: list[str] | None = None, min_score: float | None = None
+                     ) -> list[Match]:
+        """Several vectors of one query (the photo and its crops): a product scores the best
+        of its images over all of them (MaxSim). Exact: the top_k by that maximum are among
+        the top_k of the vector that gives each its maximum."""
+        best: dict[str, Match] = {}
+        for vector in vectors:
+            for match in self.search(vector, top_k, categories, labels, min_score):
+                if match.product_id not in best or match.score > best[match.product_id].score:
+                    best[match.product_id] = match
+        return sorted(best.values(), key=lambda m: -m.score)[:top_k]
+
     def local_features(self, matches: list[Match]) -> list[str]:
         """The packed local features of each match's image ("" where none were stored)."""
         self.check_model()

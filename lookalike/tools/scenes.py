@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 
 from lookalike.model.views import foreground_mask, synthetic_clutter
+from lookalike.tools.catalogue import read_catalogue
 
 PRODUCE = {"Fruit", "Vegetables"}  # GroceryStoreDataset top categories of loose produce
 SCENE_SIZE = (1280, 960)
@@ -33,6 +34,7 @@ SCENE_SIZE = (1280, 960)
 class CatalogueImage:
     path: Path
     product_id: str
+    image_id: str
     category: str
     kind: str  # "printed" | "produce"
 
@@ -44,19 +46,17 @@ class Placed:
     polygon: list[list[float]]  # the catalogue image's corners in the scene, clockwise from top-left
 
 
-def read_catalogue(root: Path) -> list[CatalogueImage]:
-    """A benchmark folder's gallery (gallery.csv + gallery/); products.csv's top_category
-    tells loose produce from packaged goods where the folder has one."""
+def catalogue_images(source: Path) -> list[CatalogueImage]:
+    """A catalogue's local images (any layout `lookalike ingest` reads). A benchmark folder's
+    products.csv tells loose produce (top_category Fruit or Vegetables) from the rest."""
     tops: dict[str, str] = {}
-    if (root / "products.csv").is_file():
-        with (root / "products.csv").open(newline="") as f:
+    if (source / "products.csv").is_file():
+        with (source / "products.csv").open(newline="") as f:
             tops = {r["product_id"]: r.get("top_category", "") for r in csv.DictReader(f)}
-    with (root / "gallery.csv").open(newline="") as f:
-        rows = list(csv.DictReader(f))
-    return [CatalogueImage(root / "gallery" / r["gallery_file"], r["product_id"],
-                           r.get("category", ""),
-                           "produce" if tops.get(r["product_id"]) in PRODUCE else "printed")
-            for r in rows if (root / "gallery" / r["gallery_file"]).is_file()]
+    prefix = source.stem if source.is_file() else source.name
+    return [CatalogueImage(Path(e.uri), e.product_id, f"{prefix}-{e.image_id or Path(e.uri).stem}",
+                           e.category, "produce" if tops.get(e.product_id) in PRODUCE else "printed")
+            for e in read_catalogue(source) if not e.is_remote and Path(e.uri).is_file()]
 
 
 def _load(image: CatalogueImage) -> np.ndarray:
@@ -129,9 +129,10 @@ def _light(rng: np.random.Generator, canvas: np.ndarray) -> np.ndarray:
 
 def generate(roots: Iterable[Path], out: Path, per_kind: int = 60, seed: int = 0) -> dict:
     """`per_kind` scenes of each kind present (printed, produce); returns the ground truth."""
-    images = [image for root in roots for image in read_catalogue(Path(root))]
+    roots = [Path(root).resolve() for root in roots]
+    images = [image for root in roots for image in catalogue_images(root)]
     if not images:
-        raise ValueError("no catalogue images: each folder needs gallery.csv and gallery/")
+        raise ValueError(f"no local catalogue images in {', '.join(map(str, roots))}")
     rng = np.random.default_rng(seed)
     (out / "scenes").mkdir(parents=True, exist_ok=True)
     cache: dict[Path, tuple] = {}
@@ -149,13 +150,13 @@ def generate(roots: Iterable[Path], out: Path, per_kind: int = 60, seed: int = 0
             cv2.imwrite(str(out / name), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR),
                         [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(70, 95))])
             scenes.append({"file": name, "kind": kind, "objects": [asdict(p) for p in placed]})
-    truth = {"seed": seed, "size": list(SCENE_SIZE), "scenes": scenes}
+    truth = {"sources": [str(root) for root in roots], "seed": seed, "per_kind": per_kind,
+             "size": list(SCENE_SIZE), "scenes": scenes}
     (out / "scenes.json").write_text(json.dumps(truth, indent=1))
     with (out / "catalogue.csv").open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["image_uri", "product_id", "image_id", "category", "title"])
         for image in images:
-            writer.writerow([str(image.path.resolve()), image.product_id,
-                             f"{image.path.parent.parent.name}-{image.path.stem}",
+            writer.writerow([str(image.path.resolve()), image.product_id, image.image_id,
                              image.category or image.kind, image.product_id])
     return truth

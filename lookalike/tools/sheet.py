@@ -128,3 +128,41 @@ def object_rows(photo: np.ndarray, objects: Sequence, scale: float = 1.0) -> lis
             + [Tile(load_thumbnail(m.source), (f"#{rank} {m.product_id}", f"{m.inliers} inliers"))
                for rank, m in enumerate(obj.matches, start=1)]
             for i, obj in enumerate(objects)]
+
+
+def scene_picture(photo: np.ndarray, found: Sequence[tuple[str, Sequence, float]],
+                  hits: Sequence[bool], truth: Sequence[dict]) -> np.ndarray:
+    """A benchmark scene: products missed in thin yellow, found objects labelled, green when
+    right (product and outline), red when not. Outlines are in the photo's pixels."""
+    drawn = photo.copy()
+    width = max(2, round(max(photo.shape[:2]) / 250))
+    for placed in truth:
+        cv2.polylines(drawn, [np.int32(placed["polygon"])], True, (250, 220, 40), max(1, width // 2))
+    for (product, outline, score), hit in zip(found, hits):
+        polygon = np.int32(outline)
+        colour = (40, 190, 60) if hit else (230, 40, 40)
+        cv2.polylines(drawn, [polygon], True, colour, width)
+        x, y = int(polygon[:, 0].min()), max(int(polygon[:, 1].min()) - 8, 20)
+        for ink, thick in (((255, 255, 255), width + 3), (colour, width)):
+            cv2.putText(drawn, f"{product} {score:.2f}", (x, y), cv2.FONT_HERSHEY_SIMPLEX,
+                        width / 3, ink, thick, cv2.LINE_AA)
+    return drawn
+
+
+def grid(pictures: Sequence[np.ndarray], path: Path, columns: int = 3, width: int = 560) -> Path:
+    """Pictures resized to one width, in rows of `columns`, as one PNG."""
+    cells = [cv2.resize(p, (width, round(p.shape[0] * width / p.shape[1])),
+                        interpolation=cv2.INTER_AREA) for p in pictures]
+    height = max(c.shape[0] for c in cells)
+    cells = [np.pad(c, ((0, height - c.shape[0]), (0, 0), (0, 0)), constant_values=255)
+             for c in cells]
+    cells += [np.full_like(cells[0], 255)] * (-len(cells) % columns)
+    gap = np.full((height, 6, 3), 255, np.uint8)
+    rows = [np.hstack([part for c in cells[i:i + columns] for part in (c, gap)][:-1])
+            for i in range(0, len(cells), columns)]
+    sheet = np.vstack([part for r in rows for part in (r, np.full((6, r.shape[1], 3), 255, np.uint8))][:-1])
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(path), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR)):
+        raise OSError(f"could not write {path}")
+    return path
