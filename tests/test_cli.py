@@ -53,6 +53,28 @@ def test_ingest_search_sheet_stats(service: str, sample: Path, tmp_path: Path) -
     assert lookalike("health", server=service).returncode == 0
 
 
+def test_eval_objects_generates_scenes_and_scores_them(service: str, sample: Path,
+                                                        tmp_path: Path) -> None:
+    bench = tmp_path / "scenes"
+    args = ("eval-objects", str(bench), "--from", str(sample / "catalogue.csv"), "--per-kind", "4",
+            "--json", str(tmp_path / "objects.json"))
+    result = lookalike(*args, server=service)
+    assert result.returncode == 0, result.stderr
+    truth = json.loads((bench / "scenes.json").read_text())
+    assert len(truth["scenes"]) == 4 and all(2 <= len(s["objects"]) <= 6 for s in truth["scenes"])
+    scores = json.loads((tmp_path / "objects.json").read_text())
+    printed = scores["printed"]
+    assert printed["scenes"] == 4 and printed["objects"] == sum(len(s["objects"])
+                                                               for s in truth["scenes"])
+    assert printed["recall"] >= 0.5 and printed["precision"] >= 0.8, scores
+    assert scores["server_ms_p50"] > 0 and "per-object search" in result.stdout
+    assert cv2.imread(str(bench / "objects-sheet.png")) is not None
+    again = lookalike(*args, server=service)  # same sources and seed: the scenes are reused
+    assert "generating" not in again.stdout and again.returncode == 0
+    missing = lookalike("eval-objects", str(tmp_path / "none"), server=service)
+    assert missing.returncode != 0 and "--from" in missing.stdout + missing.stderr
+
+
 def test_bad_image_gives_a_readable_error(service: str, tmp_path: Path) -> None:
     bogus = tmp_path / "photo.jpg"
     bogus.write_text("<html>not a photo</html>")

@@ -29,7 +29,7 @@ from lookalike.v1 import lookalike_pb2_grpc as pb_grpc
 from lookalike.verify.features import LocalFeatures
 from lookalike.verify.geometry import Evidence, VerifyParams
 from lookalike.verify.objects import Found, find_objects
-from lookalike.verify.rerank import NO_FEATURES, Ranked, StageTwo, rerank
+from lookalike.verify.rerank import Ranked, StageTwo, order, rerank, unpack_all
 
 log = logging.getLogger(__name__)
 
@@ -131,14 +131,14 @@ class LookalikeServicer(pb_grpc.LookalikeServicer):
         """The shortlist re-ranked (unless mode is off) and the products found in the photo
         (per-object: among all of `matches`)."""
         packed = self.store.local_features(matches)
-        ranked = ([Ranked(i, Evidence()) for i in range(min(len(matches), shortlist))]
-                  if mode == "off" else
-                  rerank(mode, query, packed[:shortlist], self.stage_two,
-                         [m.score for m in matches[:shortlist]]))
-        objects = (find_objects(query, [LocalFeatures.unpack(p) if p else NO_FEATURES
-                                        for p in packed],
-                                VerifyParams(min_inliers=self.stage_two.min_inliers))
-                   if per_object else [])
+        if not per_object:
+            return rerank(mode, query, packed[:shortlist], self.stage_two,
+                          [m.score for m in matches[:shortlist]]), []
+        # One matching of the photo with every candidate serves both answers.
+        objects, evidence = find_objects(query, unpack_all(packed),
+                                         VerifyParams(min_inliers=self.stage_two.min_inliers))
+        ranked = order(mode, evidence[:shortlist], [m.score for m in matches[:shortlist]],
+                       self.stage_two.min_inliers)
         return ranked, objects
 
     def SubmitIngest(self, request: pb.SubmitIngestRequest,

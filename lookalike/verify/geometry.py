@@ -145,12 +145,15 @@ def fit_homography(query: LocalFeatures, candidate: LocalFeatures, pairs: np.nda
 
 def verify_shortlist(query: LocalFeatures, candidates: Sequence[LocalFeatures],
                      params: VerifyParams = VerifyParams()) -> list[Evidence]:
-    evidence = []
-    for candidate, pairs in zip(candidates, match_shortlist(query, candidates, params.ratio)):
-        fit = fit_homography(query, candidate, pairs, params)
-        evidence.append(Evidence(len(pairs) if len(pairs) < 4 else 0) if fit is None else
-                        Evidence(fit.inliers, fit.verified, fit.polygon(query)))
-    return evidence
+    return [evidence(fit_homography(query, candidate, pairs, params), len(pairs), query)
+            for candidate, pairs in zip(candidates, match_shortlist(query, candidates, params.ratio))]
+
+
+def evidence(fit: Fit | None, pairs: int, query: LocalFeatures) -> Evidence:
+    """What a match reports of its fit (`pairs`: the matches it was fitted on)."""
+    if fit is None:  # too few matches to fit: fewer than 4 are reported as they are
+        return Evidence(pairs if pairs < 4 else 0)
+    return Evidence(fit.inliers, fit.verified, fit.polygon(query))
 
 
 def verify(query: LocalFeatures, candidate: LocalFeatures,

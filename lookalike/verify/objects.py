@@ -17,7 +17,14 @@ import cv2
 import numpy as np
 
 from lookalike.verify.features import LocalFeatures
-from lookalike.verify.geometry import Fit, VerifyParams, fit_homography, match_shortlist
+from lookalike.verify.geometry import (
+    Evidence,
+    Fit,
+    VerifyParams,
+    evidence,
+    fit_homography,
+    match_shortlist,
+)
 
 CONFIDENCE_HALF = 16  # inliers at which an object's score is 0.5
 
@@ -38,8 +45,10 @@ class Found:
 
 
 def find_objects(query: LocalFeatures, candidates: Sequence[LocalFeatures],
-                 params: VerifyParams = VerifyParams(), max_objects: int = 12) -> list[Found]:
-    """The catalogue images seen in the photo, strongest evidence first."""
+                 params: VerifyParams = VerifyParams(), max_objects: int = 12
+                 ) -> tuple[list[Found], list[Evidence]]:
+    """The catalogue images seen in the photo, strongest evidence first; and each candidate's
+    evidence alone (what verify_shortlist gives), for the whole photo's ranking."""
     pairs = match_shortlist(query, candidates, params.ratio)
     free = np.ones(len(query), bool)
     fits: dict[tuple[int, int], Fit | None] = {}  # (candidate, free pairs): refit on change only
@@ -58,13 +67,14 @@ def find_objects(query: LocalFeatures, candidates: Sequence[LocalFeatures],
         index, fit = best
         free[fit.support] = False
         found.append(Found(index, fit.inliers, fit.polygon(query)))
-    first = [(i, fits.get((i, len(p)))) for i, p in enumerate(pairs)]
-    alone = [Found(i, fit.inliers, fit.polygon(query)) for i, fit in first
+    first = [fits.get((i, len(p))) for i, p in enumerate(pairs)]
+    alone = [Found(i, fit.inliers, fit.polygon(query)) for i, fit in enumerate(first)
              if fit is not None and fit.verified]
     taken = {f.index for f in found}
-    return [replace(f, look_alikes=tuple(sorted(
+    objects = [replace(f, look_alikes=tuple(sorted(
         (a for a in alone if a.index not in taken and polygon_iou(a.polygon, f.polygon) >= 0.5),
         key=lambda a: -a.inliers))) for f in found]
+    return objects, [evidence(fit, len(p), query) for fit, p in zip(first, pairs)]
 
 
 def polygon_iou(a: Sequence[Sequence[float]], b: Sequence[Sequence[float]]) -> float:

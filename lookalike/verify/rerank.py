@@ -61,26 +61,36 @@ class Ranked:
     evidence: Evidence
 
 
+def unpack_all(packed: Sequence[str]) -> list[LocalFeatures]:
+    return [LocalFeatures.unpack(p) if p else NO_FEATURES for p in packed]
+
+
 def rerank(mode: str, query: LocalFeatures, packed: Sequence[str], stage: StageTwo,
            scores: Sequence[float] | None = None) -> list[Ranked]:
     """The shortlist's new order. `query`: the photo's features (stage.query_features, which
-    the service computes while the CNN runs); `packed`: each shortlisted image's stored features, in
-    stage-1 order ("" for images stored without them: they keep their stage-1 place);
+    the service computes while the CNN runs); `packed`: each shortlisted image's stored features,
+    in stage-1 order ("" for images stored without them: they keep their stage-1 place);
     `scores`: their cosine scores (default: decreasing with the stage-1 rank)."""
     if mode not in MODES:
         raise ValueError(f"verify is {mode!r}; one of {', '.join(MODES)}")
     if mode == "off" or not any(packed):
         return [Ranked(i, Evidence()) for i in range(len(packed))]
-    evidence = verify_shortlist(query, [LocalFeatures.unpack(p) if p else NO_FEATURES for p in packed],
-                                VerifyParams(min_inliers=stage.min_inliers))
-    cosine = list(scores) if scores is not None else [-float(i) for i in range(len(packed))]
+    evidence = verify_shortlist(query, unpack_all(packed), VerifyParams(min_inliers=stage.min_inliers))
+    return order(mode, evidence, scores, stage.min_inliers)
+
+
+def order(mode: str, evidence: Sequence[Evidence], scores: Sequence[float] | None,
+          min_inliers: int) -> list[Ranked]:
+    """The fusion rule (module docstring) on each shortlisted image's evidence."""
+    cosine = list(scores) if scores is not None else [-float(i) for i in range(len(evidence))]
 
     def key(i: int) -> tuple[int, float, int]:
         e = evidence[i]
-        if not e.verified:
+        if not e.verified or mode == "off":
             return (1, 0.0, i)
         if mode == "on":
             return (0, -e.inliers, i)
-        return (0, -(cosine[i] + AUTO_WEIGHT * np.log2(e.inliers / stage.min_inliers)), i)
+        return (0, -(cosine[i] + AUTO_WEIGHT * np.log2(e.inliers / min_inliers)), i)
 
-    return [Ranked(i, evidence[i]) for i in sorted(range(len(packed)), key=key)]
+    return [Ranked(i, evidence[i] if mode != "off" else Evidence())
+            for i in sorted(range(len(evidence)), key=key)]
