@@ -4,6 +4,7 @@ TF model -> embedded Qdrant, and back."""
 from __future__ import annotations
 
 import csv
+import io
 import uuid
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import cv2
 import grpc
 import numpy as np
 import pytest
+from PIL import Image
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
@@ -141,6 +143,20 @@ def test_per_object_search_finds_each_product_with_its_outline(client: Client, s
         assert polygon_iou(polygon, outline) >= 0.5, (name, polygon, outline)
         assert 0 < obj.score <= 1 and obj.matches[0].verified and obj.matches[0].inliers >= 8
     assert response.matches  # the whole photo's ranking is still there
+
+    # The same photo stored sideways with EXIF "rotate 90 degrees to display": the outlines are
+    # in the displayed photo's pixels, where the products are.
+    upright = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    sideways = Image.fromarray(cv2.cvtColor(cv2.rotate(upright, cv2.ROTATE_90_COUNTERCLOCKWISE),
+                                            cv2.COLOR_BGR2RGB))
+    buffer = io.BytesIO()
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    sideways.save(buffer, "JPEG", exif=exif, quality=95)
+    turned = client.search(buffer.getvalue(), top_k=3, per_object=True).objects
+    for name, outline in zip(names, outlines):
+        obj = next(o for o in turned if o.matches[0].product_id == name)
+        assert polygon_iou([(p.x, p.y) for p in obj.bounding_poly], outline) >= 0.5, name
 
     one, _ = two_products(sample, ["astronaut-print"], np.random.default_rng(4))
     single = client.search(one, top_k=3, per_object=True).objects

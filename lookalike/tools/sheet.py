@@ -142,15 +142,19 @@ def scene_picture(photo: np.ndarray, found: Sequence[tuple[str, Sequence, float]
         polygon = np.int32(outline)
         colour = (40, 190, 60) if hit else (230, 40, 40)
         cv2.polylines(drawn, [polygon], True, colour, width)
-        x, y = int(polygon[:, 0].min()), max(int(polygon[:, 1].min()) - 8, 20)
+        label = f"{product} {score:.2f}"
+        (text_w, text_h), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, width / 3, width + 3)
+        x = int(np.clip(polygon[:, 0].min(), 0, max(0, drawn.shape[1] - text_w)))
+        y = max(int(polygon[:, 1].min()) - 8, text_h + 4)
         for ink, thick in (((255, 255, 255), width + 3), (colour, width)):
-            cv2.putText(drawn, f"{product} {score:.2f}", (x, y), cv2.FONT_HERSHEY_SIMPLEX,
-                        width / 3, ink, thick, cv2.LINE_AA)
+            cv2.putText(drawn, label, (x, y), cv2.FONT_HERSHEY_SIMPLEX, width / 3, ink, thick,
+                        cv2.LINE_AA)
     return drawn
 
 
 def grid(pictures: Sequence[np.ndarray], path: Path, columns: int = 3, width: int = 560) -> Path:
-    """Pictures resized to one width, in rows of `columns`, as one PNG."""
+    """Pictures resized to one width, in rows of `columns`, as one image (PNG, or JPEG by the
+    path's suffix)."""
     cells = [cv2.resize(p, (width, round(p.shape[0] * width / p.shape[1])),
                         interpolation=cv2.INTER_AREA) for p in pictures]
     height = max(c.shape[0] for c in cells)
