@@ -12,9 +12,9 @@ import cv2
 import grpc
 import numpy as np
 import pytest
-from PIL import Image
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from PIL import Image
 
 from lookalike.client import Client
 from lookalike.imaging import decode
