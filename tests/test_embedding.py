@@ -38,6 +38,9 @@ class Spy:
     def prepare(self, image: np.ndarray) -> np.ndarray:
         return self.embedder.prepare(image)
 
+    def query_views(self, photo: np.ndarray) -> list[np.ndarray]:
+        return self.embedder.query_views(photo)
+
     def embed_prepared(self, batch: list[np.ndarray]) -> np.ndarray:
         self.sizes.append(len(batch))
         if self.fail.is_set():
@@ -45,19 +48,36 @@ class Spy:
         return self.embedder.embed_prepared(batch)
 
 
-def test_the_crops_of_a_photo_go_through_one_pass(embedder: EmbeddingModel,
-                                                 photos: list[np.ndarray]) -> None:
-    from lookalike.model.preprocess import query_crops
+def test_a_photo_is_searched_by_its_middle_and_a_catalogue_image_whole(
+        embedder: EmbeddingModel, photos: list[np.ndarray]) -> None:
+    from lookalike.model.preprocess import centre_crop
 
     photo = photos[0]
-    views = query_crops(photo, 5)
     h, w = photo.shape[:2]
-    assert len(views) == 6 and views[0] is photo and len(query_crops(photo, 0)) == 1
+    (middle,) = embedder.query_views(photo)
+    assert middle.shape[:2] == (round(0.8 * h), round(0.8 * w))
+    assert np.array_equal(middle, photo[(h - middle.shape[0]) // 2:][:middle.shape[0],
+                                        (w - middle.shape[1]) // 2:][:, :middle.shape[1]])
+    assert centre_crop(photo, 1.0) is photo
+    whole = embedder.embed_prepared([embedder.prepare(photo)])[0]
+    np.testing.assert_allclose(embedder.embed_catalogue([photo])[0][0], whole, atol=1e-4)
+    query = embedder.embed_query([photo])[0]
+    np.testing.assert_allclose(query, embedder.embed_prepared([embedder.prepare(middle)])[0],
+                               atol=1e-4)
+    assert float(query @ whole) < 0.999  # the crop is what the network saw
+
+
+def test_the_views_of_a_photo_go_through_one_pass(embedder: EmbeddingModel,
+                                                  photos: list[np.ndarray]) -> None:
+    photo = photos[0]
+    views = embedder.query_views(photo, crops=5, whole=True)
+    h, w = photo.shape[:2]
+    assert len(views) == 7 and views[-1] is photo and len(embedder.query_views(photo)) == 1
     assert views[1].shape[:2] == (round(0.6 * h), round(0.6 * w))
     assert np.array_equal(views[4], photo[h - round(0.6 * h):, w - round(0.6 * w):])  # bottom right
     spy = Spy(embedder)
-    vectors = QueryBatcher(spy, max_batch=8).embed_queries(views)
-    assert spy.sizes == [6] and vectors.shape == (6, embedder.dim)
+    vectors = QueryBatcher(spy, max_batch=8).embed_views(views)
+    assert spy.sizes == [7] and vectors.shape == (7, embedder.dim)
     np.testing.assert_allclose(vectors[0], embedder.embed_query([photo])[0], atol=1e-4)
 
 

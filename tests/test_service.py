@@ -78,7 +78,9 @@ def test_catalogue_image_is_its_own_best_match(client: Client, sample: Path, cat
     best = client.search(image, top_k=1).matches[0]
     assert (best.product_id, best.image_id, best.category, best.title, list(best.labels)) == (
         "coffee-cup", "front", "kitchen", "Espresso cup and saucer", ["sample"])
-    assert best.score == pytest.approx(1.0, abs=1e-3)
+    # The query is the photo's middle (model.query_crop), the catalogue vector the whole image:
+    # close, not identical; the local features find the image itself.
+    assert 0.9 <= best.score < 0.999 and best.verified and best.inliers >= 100
 
 
 def test_a_tilted_photo_of_a_catalogue_image_is_verified(client: Client, sample: Path,

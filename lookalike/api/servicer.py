@@ -19,7 +19,6 @@ from lookalike.config import Settings
 from lookalike.imaging import Limits, decode, probe
 from lookalike.model.base import EmbeddingModel
 from lookalike.model.batcher import QueryBatcher
-from lookalike.model.preprocess import query_crops
 from lookalike.observability import SEARCHES_ABANDONED, stage
 from lookalike.pipeline.jobs import JobStore
 from lookalike.pipeline.queue import ChunkQueue, ItemMessage
@@ -102,7 +101,8 @@ class LookalikeServicer(pb_grpc.LookalikeServicer):
                     if self.stage_two is not None and (mode != "off" or request.per_object)
                     else None)
         with stage("embed"):
-            vectors = self.batcher.embed_queries(query_crops(pixels, self.settings.query_crops))
+            vectors = self.batcher.embed_views(self.embedder.query_views(
+                pixels, self.settings.query_crops, whole=request.per_object))
         shortlist = top_k if mode == "off" else max(top_k, self.settings.shortlist)
         with stage("search"):
             matches = self.store.search_views(

@@ -24,12 +24,12 @@ class QueryBatcher:
         self._waiting: queue.SimpleQueue[list[tuple[np.ndarray, Future]]] = queue.SimpleQueue()
         threading.Thread(target=self._run, name="lookalike-embed", daemon=True).start()
 
-    def embed_query(self, image: np.ndarray) -> np.ndarray:
+    def embed_query(self, photo: np.ndarray) -> np.ndarray:
         """One photo (RGB uint8, any size) -> its unit vector; raises what the model raised."""
-        return self.embed_queries([image])[0]
+        return self.embed_views(self.model.query_views(photo)[:1])[0]
 
-    def embed_queries(self, images: list[np.ndarray]) -> np.ndarray:
-        """Several images (a photo and its crops) -> their vectors, in one pass together."""
+    def embed_views(self, images: list[np.ndarray]) -> np.ndarray:
+        """Several images (a photo's query views) -> their vectors, in one pass together."""
         # Prepared here, in the caller's thread: only the forward pass is serialised.
         group = [(self.model.prepare(image), Future()) for image in images]
         self._waiting.put(group)

@@ -16,6 +16,16 @@ def to_model_input(rgb: np.ndarray, side: int = 224) -> np.ndarray:
     return cv2.resize(rgb, (side, side), interpolation=interp)
 
 
+def centre_crop(rgb: np.ndarray, fraction: float) -> np.ndarray:
+    """The middle `fraction` of each side (1: the image itself)."""
+    if fraction >= 1.0:
+        return rgb
+    h, w = rgb.shape[:2]
+    ch, cw = max(1, round(h * fraction)), max(1, round(w * fraction))
+    y, x = (h - ch) // 2, (w - cw) // 2
+    return rgb[y:y + ch, x:x + cw]
+
+
 def query_crops(rgb: np.ndarray, crops: int) -> list[np.ndarray]:
     """The photo, then up to 5 crops of it where a product filling part of the frame appears
     larger: the four corners at 0.6 of each side and the centre at 0.7."""
