@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 BASE_PYTHON ?= python3
 
-.PHONY: install run test test-all proto lint hostile redis serve eval model quality bench compose-up compose-down clean
+.PHONY: install run test test-all proto lint hostile redis serve eval model quality unseen bench compose-up compose-down clean
 
 install: $(VENV)/.installed
 
@@ -37,6 +37,10 @@ model: install
 quality: install
 	$(PY) scripts/quality_experiments.py --data ../shared/data/grocerystore_dev \
 		--out quality-results --parts tricks,train
+
+## Products never trained on, 20-way (2 folds) and the SMVS DVD covers, through the model classes (~10 min).
+unseen: install
+	$(PY) scripts/unseen_folds.py --folds 2 --out unseen-results
 
 ## Performance: bare CNN, gRPC Search at 10k/100k, ingest, vector store; table + bench-results.json
 ## (~15 min on 2 cores; BENCH_ARGS=--quick for a smoke run of about a minute).

@@ -18,6 +18,7 @@ from lookalike.tools.sample import generate
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_BENCH = REPO.parent / "shared" / "data" / "grocerystore_dev"
+SHARED_DVD = REPO.parent / "shared" / "data" / "smvs_dvd_dev"
 
 
 @pytest.fixture(scope="session")
@@ -75,6 +76,13 @@ def sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("sample")
     generate(root)
     return root
+
+
+@pytest.fixture(scope="session")
+def dvd_covers() -> Path:
+    if not (SHARED_DVD / "gallery.csv").is_file():
+        pytest.skip(f"Stanford Mobile Visual Search DVD covers not found at {SHARED_DVD}")
+    return SHARED_DVD
 
 
 @pytest.fixture(scope="session")

@@ -22,11 +22,11 @@ import pytest
 QUICK_QUERIES = 1000
 
 
-def run_eval(grocery: Path, out: Path, env: dict[str, str],
-             limit: int | None = None) -> tuple[dict, Path, str]:
+def run_eval(bench: Path, out: Path, env: dict[str, str], limit: int | None = None,
+             verify: str = "off") -> tuple[dict, Path, str]:
     result = subprocess.run(
-        [sys.executable, "-m", "lookalike", "eval", str(grocery), "--json", str(out / "r.json"),
-         "--report", str(out / "report.png"), "--verify", "off",
+        [sys.executable, "-m", "lookalike", "eval", str(bench), "--json", str(out / "r.json"),
+         "--report", str(out / "report.png"), "--verify", verify,
          *(["--limit", str(limit)] if limit else [])],
         env={**os.environ, **env, "COLUMNS": "120"}, capture_output=True, text=True,
         timeout=900,
