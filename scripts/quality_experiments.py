@@ -39,7 +39,8 @@ from lookalike.training import (  # noqa: E402
 SPLIT, K, N_VIEWS = 13, 4, 16
 
 
-def folds(data: Path, seed: int = 0) -> list[list[str]]:
+def folds(data: Path, seed: int = 0, k: int = K) -> list[list[str]]:
+    """The products, stratified by top_category, shuffled with `seed`, dealt into k folds."""
     by_top = defaultdict(list)
     with (data / "products.csv").open(newline="") as f:
         for r in csv.DictReader(f):
@@ -47,7 +48,7 @@ def folds(data: Path, seed: int = 0) -> list[list[str]]:
     rng, order = np.random.default_rng(seed), []
     for top in sorted(by_top):
         order += [str(p) for p in rng.permutation(sorted(by_top[top]))]
-    return [sorted(order[i::K]) for i in range(K)]
+    return [sorted(order[i::k]) for i in range(k)]
 
 
 def centre_crop(img, frac=0.7):

@@ -3,7 +3,7 @@
     .venv/bin/python scripts/unseen_folds.py --out /tmp/unseen   # ~10 min on 2 cores
 
 For each fold of GroceryStoreDataset's 40 products (stratified by top_category, seed 0: the
-folds of scripts/quality_experiments.py with --folds K), the shipped recipe (`lookalike train`
+folds of scripts/quality_experiments.py, dealt K ways), the shipped recipe (`lookalike train`
 defaults) is trained on the other products only, then each model is evaluated through its
 serving class (ShelfModel / ImageNetLite0: the query views and preprocessing the service
 uses) on the held-out products (K=2: 20-way) and on the SMVS DVD covers (50-way, never
@@ -17,7 +17,6 @@ import argparse
 import csv
 import json
 import sys
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -29,20 +28,10 @@ from lookalike.model.registry import load_model  # noqa: E402
 from lookalike.model.shelf import ShelfModel  # noqa: E402
 from lookalike.training import load_benchmark  # noqa: E402
 from lookalike.training.cli import train  # noqa: E402
+from scripts.quality_experiments import folds  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 CROPS = (1.0, 0.8)
-
-
-def folds(data: Path, k: int, seed: int = 0) -> list[list[str]]:
-    by_top = defaultdict(list)
-    with (data / "products.csv").open(newline="") as f:
-        for r in csv.DictReader(f):
-            by_top[r["top_category"]].append(r["product_id"])
-    rng, order = np.random.default_rng(seed), []
-    for top in sorted(by_top):
-        order += [str(p) for p in rng.permutation(sorted(by_top[top]))]
-    return [sorted(order[i::k]) for i in range(k)]
 
 
 def benchmark(root: Path, products: set[str] | None = None):
@@ -84,7 +73,7 @@ def main() -> None:
         images[path] = decode(path.read_bytes())
     imagenet = load_model("efficientnet-lite0")
     results = []
-    for k, held_out in enumerate(folds(a.grocery, a.folds)):
+    for k, held_out in enumerate(folds(a.grocery, k=a.folds)):
         trained = [p for p in sorted({p for _, p in benchmark(a.grocery)[0]}) if p not in held_out]
         stem = a.out / f"fold{k}"
         if not stem.with_suffix(".npz").is_file():
