@@ -83,7 +83,11 @@ class LookalikeServicer(pb_grpc.LookalikeServicer):
         categories, labels = list(request.filter.categories), list(request.filter.labels)
         check_filter(categories, labels)
         with stage("decode"):
-            pixels = decode(request.image, Limits.of(self.settings), self.embedder.side)
+            # JPEGs are decoded reduced while the CNN's input keeps its detail; a per-object
+            # search also keeps its keypoints' (at least the object image's long side).
+            pixels = decode(request.image, Limits.of(self.settings),
+                            max(self.embedder.side, self.stage_two.object_long_side // 2)
+                            if request.per_object and self.stage_two else self.embedder.side)
         if not context.is_active():  # the caller gave up (deadline, cancel): skip the CNN
             SEARCHES_ABANDONED.inc()
             context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline passed before embedding")
@@ -139,6 +143,8 @@ class LookalikeServicer(pb_grpc.LookalikeServicer):
                                          VerifyParams(min_inliers=self.stage_two.min_inliers))
         ranked = order(mode, evidence[:shortlist], [m.score for m in matches[:shortlist]],
                        self.stage_two.min_inliers)
+        # Objects are found strongest first, so the weak ones, dropped here, came last.
+        objects = [o for o in objects if o.inliers >= self.stage_two.object_min_inliers]
         return ranked, objects
 
     def SubmitIngest(self, request: pb.SubmitIngestRequest,

@@ -35,7 +35,11 @@ NO_FEATURES = LocalFeatures("none", np.zeros((0, 2), np.float32), np.zeros((0, 0
 class StageTwo:
     kind: str = "sift"
     query_points: int = 500       # the photo's keypoints: 1000 found 0.5 points more, at 2x the matching
-    object_points: int = 1000     # a per-object search's: several products share the photo
+    # A per-object search's photo: several products share it, each small, so more keypoints
+    # on a larger image (on generated shelf scenes: recall 0.86 at 640 px, 0.92 at 720 px).
+    object_points: int = 1200
+    object_long_side: int = 720
+    object_min_inliers: int = 10  # an object's bar: more keypoints let more look-alikes reach 8
     catalogue_points: int = 240   # per catalogue image, stored at ingest (< 32 KB packed)
     long_side: int = 640          # both sides are resized to this before detection
     min_inliers: int = 8          # verified from this many inliers
@@ -51,8 +55,9 @@ class StageTwo:
         return extract(rgb, self.kind, self.catalogue_points, self.long_side)
 
     def query_features(self, rgb: np.ndarray, per_object: bool = False) -> LocalFeatures:
-        return extract(rgb, self.kind, self.object_points if per_object else self.query_points,
-                       self.long_side)
+        if per_object:
+            return extract(rgb, self.kind, self.object_points, self.object_long_side)
+        return extract(rgb, self.kind, self.query_points, self.long_side)
 
 
 @dataclass(frozen=True)
