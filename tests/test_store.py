@@ -175,6 +175,16 @@ def test_delete_and_stats(store: CatalogueStore) -> None:
     assert [m.product_id for m in store.search(QUERY, 10)] == ["hat", "sock"]
 
 
+def test_stats_count_products_right_after_a_delete(store: CatalogueStore) -> None:
+    """Products with several images, deleted after more were written: the engine's product
+    facet keeps the deleted value (count 0) until it rebuilds; it must not be counted."""
+    more = [CatalogueImage(p, i, "c") for p in ("a", "b", "c") for i in ("1", "2")]
+    store.upsert(more, np.eye(4, dtype=np.float32)[[0, 0, 1, 1, 2, 2]])
+    assert store.stats() == (10, 6)
+    assert store.delete_products(["b", "hat"]) == 3
+    assert store.stats() == (7, 4)
+
+
 def test_scroll_gives_every_payload(store: CatalogueStore) -> None:
     keys = {(p["product_id"], p["image_id"]) for p in store.scroll(batch=3)}
     assert keys == {("shoe", "front"), ("shoe", "side"), ("hat", "front"), ("sock", "front")}

@@ -234,7 +234,9 @@ class EdgeBackend(IndexAside):
             points = shard.count(qe.CountRequest(exact=True))
             if not points:
                 return 0
-            return len(shard.facet(qe.FacetRequest("product_id", limit=points, exact=True)).hits)
+            # A deleted product's value stays in the facet, with count 0, until a rebuild.
+            hits = shard.facet(qe.FacetRequest("product_id", limit=points, exact=True)).hits
+            return sum(1 for hit in hits if hit.count > 0)
 
     def scroll(self, collection: str, offset: Any, limit: int) -> tuple[list[dict], Any]:
         with self.shard(collection) as shard:
