@@ -37,6 +37,11 @@ def test_ingest_search_sheet_stats(service: str, sample: Path, tmp_path: Path) -
 
     as_json = json.loads(lookalike("search", str(query), "--json", server=service).stdout)
     assert as_json["matches"][0]["productId"] == "cat-poster"
+    nothing = lookalike("search", str(query), "--json", "--category", "no-such-category",
+                        server=service)
+    assert json.loads(nothing.stdout)["matches"] == []  # the key is there when nothing is found
+    version = lookalike("--version", server=service)
+    assert version.returncode == 0 and version.stdout.startswith("lookalike ")
 
     two, _ = two_products(sample, ["camera-print", "astronaut-print"], np.random.default_rng(7))
     (tmp_path / "two.jpg").write_bytes(two)

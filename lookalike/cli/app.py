@@ -16,6 +16,22 @@ from lookalike.config import get_settings
 app = typer.Typer(help="lookalike: find the catalogue products that look like a photo.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
 console = Console()
+
+
+def _version(shown: bool) -> None:
+    if shown:
+        from importlib.metadata import version
+
+        console.print(f"lookalike {version('lookalike')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(_: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                         help="print the version and exit")] = False) -> None:
+    """lookalike: find the catalogue products that look like a photo."""
+
+
 ServerOpt = Annotated[Optional[str], typer.Option("--server", "-s",
                       help="query service address [env LOOKALIKE_SERVER]")]
 

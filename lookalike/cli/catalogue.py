@@ -78,7 +78,9 @@ def search(
     if as_json:
         from google.protobuf.json_format import MessageToDict
 
-        print(json.dumps(MessageToDict(response), indent=2))
+        # Every field, empty ones too: a search that found nothing still has "matches": [].
+        print(json.dumps(MessageToDict(response, always_print_fields_with_no_presence=True),
+                         indent=2))
     elif objects:
         print_objects(response, image.name)
     else:
