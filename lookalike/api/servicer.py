@@ -82,15 +82,6 @@ class LookalikeServicer(pb_grpc.LookalikeServicer):
             raise InvalidArgument(f"min_score is {request.min_score}; cosine scores lie in [-1, 1]")
         categories, labels = list(request.filter.categories), list(request.filter.labels)
         check_filter(categories, labels)
-        with stage("decode"):
-            # JPEGs are decoded reduced while the CNN's input keeps its detail; a per-object
-            # search also keeps its keypoints' (at least the object image's long side).
-            pixels = decode(request.image, Limits.of(self.settings),
-                            max(self.embedder.side, self.stage_two.object_long_side // 2)
-                            if request.per_object and self.stage_two else self.embedder.side)
-        if not context.is_active():  # the caller gave up (deadline, cancel): skip the CNN
-            SEARCHES_ABANDONED.inc()
-            context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline passed before embedding")
         if request.verify and request.verify not in _VERIFY_MODES:
             raise InvalidArgument(f"verify is {request.verify}; one of AUTO, OFF, ON or unset")
         mode = _VERIFY_MODES.get(request.verify) or self.settings.verify
@@ -99,6 +90,15 @@ class LookalikeServicer(pb_grpc.LookalikeServicer):
         if request.per_object and self.stage_two is None:
             raise FailedPrecondition("per-object search needs local features; this service "
                                      "stores none (LOOKALIKE_LOCAL_FEATURES=none)")
+        with stage("decode"):
+            # JPEGs are decoded reduced while the CNN's input keeps its detail; a per-object
+            # search also keeps its keypoints' (at least the object image's long side).
+            pixels = decode(request.image, Limits.of(self.settings),
+                            max(self.embedder.side, self.stage_two.object_long_side // 2)
+                            if request.per_object else self.embedder.side)
+        if not context.is_active():  # the caller gave up (deadline, cancel): skip the CNN
+            SEARCHES_ABANDONED.inc()
+            context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline passed before embedding")
         # The photo's keypoints are found while the CNN and the shortlist run.
         features = (self.local_features.submit(self.stage_two.query_features, pixels,
                                                request.per_object)

@@ -46,7 +46,7 @@ class EmbeddingModel(ABC):
         """What is searched for a photo: its middle (query_crop), then `crops` of its corner and
         centre crops (preprocess.query_crops), then the photo itself when `whole` (a per-object
         search looks for products anywhere in it). A product scores its best over them."""
-        return ([centre_crop(photo, self.query_crop)] + query_crops(photo, crops)[1:]
+        return ([centre_crop(photo, self.query_crop)] + query_crops(photo, crops)
                 + ([photo] if whole else []))
 
     @abstractmethod

@@ -27,13 +27,13 @@ def centre_crop(rgb: np.ndarray, fraction: float) -> np.ndarray:
 
 
 def query_crops(rgb: np.ndarray, crops: int) -> list[np.ndarray]:
-    """The photo, then up to 5 crops of it where a product filling part of the frame appears
-    larger: the four corners at 0.6 of each side and the centre at 0.7."""
+    """Up to 5 crops of the photo where a product filling part of the frame appears larger:
+    the four corners at 0.6 of each side, then the centre at 0.7."""
     h, w = rgb.shape[:2]
-    views = [rgb]
+    views = []
     for frac, anchors in ((0.6, ((0, 0), (1, 0), (0, 1), (1, 1))), (0.7, ((0.5, 0.5),))):
         ch, cw = max(1, round(h * frac)), max(1, round(w * frac))
         for ax, ay in anchors:
             y, x = round((h - ch) * ay), round((w - cw) * ax)
             views.append(rgb[y:y + ch, x:x + cw])
-    return views[:1 + max(0, crops)]
+    return views[:max(0, crops)]

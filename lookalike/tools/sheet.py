@@ -113,12 +113,19 @@ def draw_objects(photo: np.ndarray, objects: Sequence, scale: float = 1.0,
         cv2.polylines(drawn, [polygon], True, (40, 170, 60) if chosen else (255, 140, 0),
                       width * (2 if highlight is not None and chosen else 1))
         if highlight is None and obj.matches:
-            label = f"{obj.matches[0].product_id} {obj.score:.2f}"
-            x, y = polygon[:, 0].min(), max(int(polygon[:, 1].min()) - 6, 14)
-            for colour, thick in (((255, 255, 255), width + 2), ((20, 20, 20), max(1, width // 2))):
-                cv2.putText(drawn, label, (int(x), y), cv2.FONT_HERSHEY_SIMPLEX,
-                            max(0.5, width / 4), colour, thick, cv2.LINE_AA)
+            _label(drawn, f"{obj.matches[0].product_id} {obj.score:.2f}", polygon, (20, 20, 20),
+                   max(0.5, width / 4), max(1, width // 2))
     return drawn
+
+
+def _label(picture: np.ndarray, text: str, polygon: np.ndarray, colour: tuple[int, int, int],
+           size: float, thickness: int) -> None:
+    """`text` above the polygon, on a white halo, kept inside the picture."""
+    (text_w, text_h), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, size, thickness + 3)
+    x = int(np.clip(polygon[:, 0].min(), 0, max(0, picture.shape[1] - text_w)))
+    y = max(int(polygon[:, 1].min()) - 8, text_h + 4)
+    for ink, thick in (((255, 255, 255), thickness + 3), (colour, thickness)):
+        cv2.putText(picture, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, size, ink, thick, cv2.LINE_AA)
 
 
 def object_rows(photo: np.ndarray, objects: Sequence, scale: float = 1.0) -> list[list[Tile]]:
@@ -142,13 +149,7 @@ def scene_picture(photo: np.ndarray, found: Sequence[tuple[str, Sequence, float]
         polygon = np.int32(outline)
         colour = (40, 190, 60) if hit else (230, 40, 40)
         cv2.polylines(drawn, [polygon], True, colour, width)
-        label = f"{product} {score:.2f}"
-        (text_w, text_h), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, width / 3, width + 3)
-        x = int(np.clip(polygon[:, 0].min(), 0, max(0, drawn.shape[1] - text_w)))
-        y = max(int(polygon[:, 1].min()) - 8, text_h + 4)
-        for ink, thick in (((255, 255, 255), width + 3), (colour, width)):
-            cv2.putText(drawn, label, (x, y), cv2.FONT_HERSHEY_SIMPLEX, width / 3, ink, thick,
-                        cv2.LINE_AA)
+        _label(drawn, f"{product} {score:.2f}", polygon, colour, width / 3, width)
     return drawn
 
 
