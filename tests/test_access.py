@@ -77,6 +77,11 @@ def test_keys_grant_read_and_write(secured, sample: Path) -> None:
         assert writer.search(image).matches[0].product_id == "cup"
     with Client(target, tls_ca=authority, api_key=READER_1) as reader:  # reads: job and stats
         assert reader.job(job_id).done == 1 and reader.stats().points == 1
+        assert reader.product("cup").image_count == 1
+        assert [p.product_id for p in reader.products()] == ["cup"]
+        denied = grpc.StatusCode.PERMISSION_DENIED  # product writes need a write key
+        assert code_of(lambda: reader.update_product("cup", title="x")) == denied
+        assert code_of(lambda: reader.delete_images("cup", ["a"])) == denied
     with Client(target, tls_ca=authority, api_key=WRITER) as writer:
         assert writer.delete(["cup"]) == 1
 

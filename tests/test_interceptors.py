@@ -28,6 +28,7 @@ class Raising(pb_grpc.LookalikeServicer):
         raise RAISED[0]
 
     Search = SubmitIngest = GetJob = DeleteProducts = GetStats = _raise
+    GetProduct = ListProducts = UpdateProduct = DeleteImages = _raise
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +52,15 @@ CALLS = {
     "DeleteProducts": lambda c: c.delete(["p"]),
     "GetStats": lambda c: c.stats(),
     "SubmitIngest": lambda c: c.submit([pb.IngestItem(product_id="p")]),
+    "GetProduct": lambda c: c.product("p"),
+    "ListProducts": lambda c: c.list_products(),
+    "UpdateProduct": lambda c: c.update_product("p", title="t"),
+    "DeleteImages": lambda c: c.delete_images("p", ["i"]),
 }
+
+
+def test_every_rpc_is_covered() -> None:
+    assert set(CALLS) == set(pb.DESCRIPTOR.services_by_name["Lookalike"].methods_by_name)
 
 
 @pytest.mark.parametrize("method", CALLS)

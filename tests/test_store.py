@@ -69,7 +69,7 @@ def store(settings: Settings, connect):
     s = CatalogueStore.open(settings, "model-a@1", 4, connect())
     images = [
         CatalogueImage("shoe", "front", "footwear", "Shoe", ("red", "sale")),
-        CatalogueImage("shoe", "side", "footwear", "Shoe", ("red",)),
+        CatalogueImage("shoe", "side", "footwear", "Shoe", ("red", "sale")),
         CatalogueImage("hat", "front", "headwear", "Hat", ("blue",)),
         CatalogueImage("sock", "front", "footwear", "Sock", ()),
     ]
@@ -180,9 +180,45 @@ def test_stats_count_products_right_after_a_delete(store: CatalogueStore) -> Non
     facet keeps the deleted value (count 0) until it rebuilds; it must not be counted."""
     more = [CatalogueImage(p, i, "c") for p in ("a", "b", "c") for i in ("1", "2")]
     store.upsert(more, np.eye(4, dtype=np.float32)[[0, 0, 1, 1, 2, 2]])
-    assert store.stats() == (10, 6)
+    assert store.stats() == (10, 6, {"c": 3, "footwear": 2, "headwear": 1})
     assert store.delete_products(["b", "hat"]) == 3
-    assert store.stats() == (7, 4)
+    assert store.stats() == (7, 4, {"c": 2, "footwear": 2})
+
+
+def test_product_sets_are_isolated(store: CatalogueStore) -> None:
+    """The same product id in another set is another product: searched, counted, listed,
+    updated and deleted apart; the default set ("") is untouched by all of it."""
+    other = [CatalogueImage("shoe", "front", "boots", "Boot", ("x",), product_set="store-2"),
+             CatalogueImage("boot", "front", "boots", "Boot", (), product_set="store-2")]
+    store.upsert(other, np.array([QUERY, [0, 1, 0, 0]], np.float32))
+    assert [m.product_id for m in store.search(QUERY, 10, product_set="store-2")] == ["shoe", "boot"]
+    assert [m.product_id for m in store.search(QUERY, 10)] == ["shoe", "hat", "sock"]
+    assert store.search(QUERY, 10)[0].title == "Shoe"
+    assert store.stats("store-2") == (2, 2, {"boots": 2})
+    assert store.stats()[:2] == (4, 3)
+    assert store.delete_products(["shoe"], "store-2") == 1
+    assert store.count("store-2") == 1 and store.count("") == 4 and store.count() == 5
+    assert store.search(QUERY, 10, product_set="nobody") == []
+
+
+def test_a_product_has_one_set_of_fields(store: CatalogueStore) -> None:
+    """A new image with new product fields rewrites them on the product's older images;
+    set_product changes them everywhere without touching the vectors."""
+    store.upsert([CatalogueImage("shoe", "back", "shoes", "Runner", ("new",), description="d")],
+                 np.array([[0, 0, 0, 1]], np.float32))
+    shoe = store.products("", ["shoe"])[0]
+    assert (shoe.category, shoe.title, shoe.labels, shoe.description) == (
+        "shoes", "Runner", ["new"], "d")
+    assert [image_id for image_id, _ in shoe.images] == ["back", "front", "side"]
+    assert {(m.product_id, m.title) for m in store.search(QUERY, 10)} >= {("shoe", "Runner")}
+    store.set_product("", "shoe", {"title": "Trail runner", "labels": ["sale"]})
+    shoe = store.products("", ["shoe"])[0]
+    assert (shoe.category, shoe.title, shoe.labels) == ("shoes", "Trail runner", ["sale"])
+    assert store.search(QUERY, 1, labels=["sale"])[0].score > 0.9  # same vector, new labels
+    assert store.product_ids("", ["shoes"]) == {"shoe": 3}
+    assert store.vocabulary("", "category") == ["footwear", "headwear", "shoes"]
+    assert store.delete_images("shoe", ["back", "nothing"]) == 1
+    assert [i for i, _ in store.products("", ["shoe"])[0].images] == ["front", "side"]
 
 
 def test_scroll_gives_every_payload(store: CatalogueStore) -> None:
@@ -291,14 +327,14 @@ def test_stats_are_cached_for_a_bounded_time(store: CatalogueStore) -> None:
     import time
 
     store.stats_cache_s = 1.0
-    assert store.stats() == (4, 3)
+    assert store.stats()[:2] == (4, 3)
     other = CatalogueStore(store.client, store.catalogue, store.model_id, store.dim)  # a worker
     other.upsert([CatalogueImage("cap", "front", "headwear")], np.array([[0, 1, 1, 0]], np.float32))
-    assert store.stats() == (4, 3)  # within the bound: the cached counts
+    assert store.stats()[:2] == (4, 3)  # within the bound: the cached counts
     time.sleep(1.1)
-    assert store.stats() == (5, 4)
+    assert store.stats()[:2] == (5, 4)
     store.delete_products(["cap", "shoe"])
-    assert store.stats() == (2, 2)  # this store's own write: counted again at once
+    assert store.stats()[:2] == (2, 2)  # this store's own write: counted again at once
 
 
 def test_int8_and_search_threads_of_the_embedded_store_are_settings(tmp_path: Path) -> None:

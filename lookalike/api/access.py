@@ -17,8 +17,8 @@ from lookalike.config import ConfigError, Settings
 
 __all__ = ["ConfigError", "interceptors", "server_credentials"]
 
-WRITE_METHODS = frozenset({"SubmitIngest", "DeleteProducts"})
-READ_METHODS = frozenset({"Search", "GetJob", "GetStats"})
+# Anything not named a read needs a write key: a new RPC is closed until it is listed here.
+READ_METHODS = frozenset({"Search", "GetJob", "GetStats", "GetProduct", "ListProducts"})
 SERVICE_PREFIX = "/lookalike.v1.Lookalike/"
 REFLECTION_PREFIXES = ("/grpc.reflection.v1alpha.ServerReflection/",
                        "/grpc.reflection.v1.ServerReflection/")
@@ -46,7 +46,8 @@ class ApiKeyInterceptor(grpc.ServerInterceptor):
         if not key:
             return _deny(grpc.StatusCode.UNAUTHENTICATED,
                          "missing API key: send it in the x-api-key metadata")
-        needed = self.write_keys if method in WRITE_METHODS else self.read_keys
+        needed = self.read_keys if method in READ_METHODS or method == "reflection" \
+            else self.write_keys
         if not _known(key, needed):
             if _known(key, self.read_keys):
                 return _deny(grpc.StatusCode.PERMISSION_DENIED,

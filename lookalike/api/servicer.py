@@ -1,4 +1,5 @@
-"""The Lookalike servicer: Search, SubmitIngest, GetJob, DeleteProducts, GetStats.
+"""The Lookalike servicer: Search, SubmitIngest, GetJob, DeleteProducts, GetStats, and the
+product RPCs (api/products.py).
 
 Every image arriving here is untrusted: anything that cannot be decoded or is not
 acceptable is answered with INVALID_ARGUMENT and a message saying what is wrong.
@@ -14,7 +15,14 @@ from concurrent.futures import ThreadPoolExecutor
 import grpc
 
 from lookalike.api.interceptors import FailedPrecondition, InvalidArgument, NotFound
-from lookalike.api.validation import check_filter, check_job_id, check_product_ids, item_message
+from lookalike.api.products import ProductRpcs
+from lookalike.api.validation import (
+    check_filter,
+    check_job_id,
+    check_product_ids,
+    check_product_set,
+    item_message,
+)
 from lookalike.config import Settings
 from lookalike.imaging import Limits, decode, probe
 from lookalike.model.base import EmbeddingModel
@@ -42,6 +50,7 @@ def _match(m: Match, ranked: Ranked, scale: float) -> pb.Match:
     evidence = ranked.evidence
     return pb.Match(product_id=m.product_id, score=m.score, image_id=m.image_id,
                     category=m.category, title=m.title, labels=m.labels, source=m.source,
+                    description=m.description,
                     inliers=evidence.inliers, verified=evidence.verified,
                     polygon=[pb.Point(x=x * scale, y=y * scale) for x, y in evidence.polygon],
                     stage1_rank=ranked.index + 1)
@@ -61,7 +70,7 @@ def _object(found: Found, matches: list[Match], scale: float, top_k: int) -> pb.
                              score=found.score, matches=out)
 
 
-class LookalikeServicer(pb_grpc.LookalikeServicer):
+class LookalikeServicer(ProductRpcs, pb_grpc.LookalikeServicer):
     """Errors become status codes in one place (interceptors.ErrorStatus)."""
 
     def __init__(self, settings: Settings, model: EmbeddingModel, store: CatalogueStore,
@@ -82,6 +91,7 @@ class LookalikeServicer(pb_grpc.LookalikeServicer):
             raise InvalidArgument(f"min_score is {request.min_score}; cosine scores lie in [-1, 1]")
         categories, labels = list(request.filter.categories), list(request.filter.labels)
         check_filter(categories, labels)
+        product_set = check_product_set(request.product_set)
         if request.verify and request.verify not in _VERIFY_MODES:
             raise InvalidArgument(f"verify is {request.verify}; one of AUTO, OFF, ON or unset")
         mode = _VERIFY_MODES.get(request.verify) or self.settings.verify
@@ -111,7 +121,9 @@ class LookalikeServicer(pb_grpc.LookalikeServicer):
         with stage("search"):
             matches = self.store.search_views(
                 vectors, max(shortlist, self.settings.object_shortlist if request.per_object else 0),
-                categories, labels, request.min_score or None)
+                self.store.resolve(product_set, "category", categories),
+                self.store.resolve(product_set, "labels", labels), request.min_score or None,
+                product_set)
         ranked = [Ranked(i, Evidence()) for i in range(min(len(matches), shortlist))]
         objects: list[Found] = []
         if features is not None and matches:
@@ -186,10 +198,16 @@ class LookalikeServicer(pb_grpc.LookalikeServicer):
     def DeleteProducts(self, request: pb.DeleteProductsRequest,
                        context: grpc.ServicerContext) -> pb.DeleteProductsResponse:
         check_product_ids(list(request.product_ids))
-        return pb.DeleteProductsResponse(deleted=self.store.delete_products(list(request.product_ids)))
+        deleted = self.store.delete_products(list(request.product_ids),
+                                             check_product_set(request.product_set))
+        return pb.DeleteProductsResponse(deleted=deleted)
 
     def GetStats(self, request: pb.GetStatsRequest, context: grpc.ServicerContext) -> pb.Stats:
-        points, products = self.store.stats()
+        product_set = check_product_set(request.product_set)
+        points, products, categories = self.store.stats(product_set)
         return pb.Stats(points=points, products=products,
                         model_name=self.embedder.name, model_version=self.embedder.version,
-                        vector_size=self.embedder.dim, collection=self.store.collection)
+                        vector_size=self.embedder.dim, collection=self.store.collection,
+                        product_set=product_set,
+                        categories=[pb.CategoryCount(category=c, products=n)
+                                    for c, n in categories.items()])

@@ -19,7 +19,10 @@ MAX_TITLE_CHARS = 1024
 MAX_LABELS = 64
 MAX_FILTER_VALUES = 64
 MAX_DELETE_IDS = 1000
+MAX_DESCRIPTION_CHARS = 8192
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Product set names appear in URLs, metric labels and file names: keep them plain.
+_PRODUCT_SET = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _JOB_ID = re.compile(r"[0-9a-f]{32}")
 
 
@@ -48,6 +51,14 @@ def check_product_ids(product_ids: list[str]) -> None:
         check_text("product_id", product_id, is_id=True)
 
 
+def check_product_set(name: str) -> str:
+    """The set's name ("" is the default set)."""
+    if name and not _PRODUCT_SET.fullmatch(name):
+        raise InvalidArgument(f"product_set {name[:80]!r} is not a set name: 1-64 letters, "
+                              "digits, '_', '.' or '-', starting with a letter or digit")
+    return name
+
+
 def check_job_id(job_id: str) -> None:
     if not _JOB_ID.fullmatch(job_id):
         raise InvalidArgument("job_id must be the 32 hexadecimal characters SubmitIngest "
@@ -64,6 +75,8 @@ def item_message(index: int, item: pb.IngestItem) -> ItemMessage | str:
         check_text("category", item.category)
         check_text("title", item.title, MAX_TITLE_CHARS)
         check_text("source", item.source, MAX_TITLE_CHARS)
+        check_text("description", item.description, MAX_DESCRIPTION_CHARS)
+        check_product_set(item.product_set)
         if len(item.labels) > MAX_LABELS:
             raise InvalidArgument(f"{len(item.labels)} labels; at most {MAX_LABELS}")
         for label in item.labels:
@@ -72,6 +85,10 @@ def item_message(index: int, item: pb.IngestItem) -> ItemMessage | str:
         return str(exc)
     message = ItemMessage(index=index, product_id=item.product_id, category=item.category,
                           title=item.title, labels=list(item.labels))
+    if item.product_set:
+        message["product_set"] = item.product_set
+    if item.description:
+        message["description"] = item.description
     content = item.WhichOneof("content")
     if content == "image":
         message["image"] = item.image

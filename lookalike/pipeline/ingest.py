@@ -62,6 +62,8 @@ def catalogue_image(item: ItemMessage, view: int = 0, features: str = "") -> Cat
         uri=item.get("uri", ""),
         view=view,
         features=features if view == 0 else "",
+        product_set=item.get("product_set", ""),
+        description=item.get("description", ""),
     )
 
 

@@ -35,6 +35,8 @@ class ItemMessage(TypedDict, total=False):
     source: str
     uri: str
     image: bytes
+    product_set: str  # absent or "": the default set
+    description: str
 
 
 def celery_app(settings: Settings) -> Celery:

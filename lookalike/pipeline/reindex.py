@@ -38,8 +38,13 @@ def _payloads(store: CatalogueStore, collection: str) -> Iterator[dict]:
     return store.scroll(collection)
 
 
-def _keys(store: CatalogueStore, collection: str) -> set[tuple[str, str]]:
-    return {(p.get("product_id", ""), p.get("image_id", "")) for p in _payloads(store, collection)}
+def _key(payload: dict) -> tuple[str, str, str]:
+    return (payload.get("product_set", ""), payload.get("product_id", ""),
+            payload.get("image_id", ""))
+
+
+def _keys(store: CatalogueStore, collection: str) -> set[tuple[str, str, str]]:
+    return {_key(p) for p in _payloads(store, collection)}
 
 
 def _reference(payload: dict) -> str:
@@ -64,13 +69,12 @@ def reindex(settings: Settings, model: str, jobs: JobStore,
     if live == target.collection:
         return report
     target.create()
-    tried: set[tuple[str, str]] = set()
+    tried: set[tuple[str, str, str]] = set()
     # Two passes: the second picks up images ingested into the live collection meanwhile.
     for _ in range(2):
         todo = {}
         for payload in _payloads(target, live):
-            key = (payload.get("product_id", ""), payload.get("image_id", ""))
-            todo.setdefault(key, payload)  # several views of one image: re-read it once
+            todo.setdefault(_key(payload), payload)  # several views of one image: re-read it once
         for key in _keys(target, target.collection) | tried:
             todo.pop(key, None)
         if not todo:
@@ -80,7 +84,8 @@ def reindex(settings: Settings, model: str, jobs: JobStore,
         items = [ItemMessage(index=i, product_id=p["product_id"], image_id=p["image_id"],
                              category=p.get("category", ""), title=p.get("title", ""),
                              labels=list(p.get("labels", [])), source=p.get("source", ""),
-                             uri=_reference(p))
+                             uri=_reference(p), product_set=p.get("product_set", ""),
+                             description=p.get("description", ""))
                  for i, p in enumerate(todo.values())]
         report.images += len(items)
         for item in [i for i in items if not i["uri"]]:

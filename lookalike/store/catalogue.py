@@ -19,11 +19,25 @@ from lookalike.store.indexing import IndexReport
 # so re-ingesting an image overwrites it instead of adding a duplicate.
 POINT_NAMESPACE = uuid.UUID("6f1b7c1e-3d0a-4f5e-9a51-6c0c3b1d2e77")
 # No index on "model": a collection holds one model's vectors by construction (collection_for).
-INDEXED_FIELDS = ("product_id", "category", "labels")
+INDEXED_FIELDS = ("product_set", "product_id", "category", "labels")
+# What belongs to the product, not to one image: the same on all its images (set_product).
+PRODUCT_FIELDS = ("category", "title", "labels", "description")
 
 
 class ModelMismatch(RuntimeError):
     """The collection was embedded by another model than the one loaded."""
+
+
+def point_id(product_set: str, product_id: str, image_id: str, view: int = 0) -> str:
+    # Unambiguous because ids may not contain control characters (refused at submit); the
+    # default set and view 0 add nothing, so ids from before product sets stay the same.
+    key = (f"{product_set}\x1e" if product_set else "") + f"{product_id}\x1f{image_id}"
+    return str(uuid.uuid5(POINT_NAMESPACE, key + (f"\x1f{view}" if view else "")))
+
+
+def must(product_set: str, **fields: list[str]) -> dict[str, list[str]]:
+    """A filter on one product set ("": the default one) and these fields."""
+    return {"product_set": [product_set], **{k: v for k, v in fields.items() if v}}
 
 
 @dataclass(frozen=True)
@@ -37,12 +51,27 @@ class CatalogueImage:
     uri: str = ""  # the reference the service read the image from (what reindex re-reads)
     view: int = 0  # a model may store several views (vectors) of one image
     features: str = ""  # packed local features (lookalike.verify), stored with view 0
+    product_set: str = ""  # "": the default set, stored as no value (older points have none)
+    description: str = ""
 
     @property
     def point_id(self) -> str:
-        # Unambiguous because ids may not contain control characters (refused at submit).
-        key = f"{self.product_id}\x1f{self.image_id}" + (f"\x1f{self.view}" if self.view else "")
-        return str(uuid.uuid5(POINT_NAMESPACE, key))
+        return point_id(self.product_set, self.product_id, self.image_id, self.view)
+
+    def product_fields(self) -> dict:
+        return {"category": self.category, "title": self.title, "labels": list(self.labels),
+                "description": self.description}
+
+
+@dataclass(frozen=True)
+class Product:
+    product_id: str
+    product_set: str
+    category: str
+    title: str
+    labels: list[str]
+    description: str
+    images: list[tuple[str, str]]  # (image_id, source), by image id
 
 
 @dataclass(frozen=True)
@@ -55,6 +84,7 @@ class Match:
     labels: list[str] = field(default_factory=list)
     source: str = ""
     point_id: str = ""  # the point of this best image (its local features are read by id)
+    description: str = ""
 
 
 def collection_for(catalogue: str, model_id: str) -> str:
@@ -78,8 +108,11 @@ class CatalogueStore:
         self.collection = collection_for(catalogue, model_id)
         self._ready = False
         self.stats_cache_s = stats_cache_s
-        self._stats: tuple[float, int, int] | None = None  # (when, points, products)
+        # product set -> (when, points, products, products per category); writes here drop it
+        self._stats: dict[str, tuple[float, int, int, dict[str, int]]] = {}
         self._stats_lock = threading.Lock()
+        # (product set, field) -> (when, values): what case-insensitive filters resolve to
+        self._vocabularies: dict[tuple[str, str], tuple[float, list[str]]] = {}
 
     @classmethod
     def open(cls, settings: Settings, model_id: str, dim: int,
@@ -106,6 +139,17 @@ class CatalogueStore:
         """Point the catalogue alias at this model's collection, atomically."""
         self.client.set_alias(self.catalogue, self.collection)
 
+    def check_live(self) -> None:
+        """At a service's start: the catalogue must be live on this model. (A service that is
+        already running keeps its collection when reindex moves the catalogue: check_model.)"""
+        live = self.live_model()
+        if live and live != self.model_id:
+            raise ModelMismatch(
+                f"catalogue {self.catalogue!r} is live on model {live!r}, but this service "
+                f"runs {self.model_id!r}: set LOOKALIKE_MODEL={live.split('@')[0]}, or move the "
+                f"catalogue to this model with `lookalike reindex --model "
+                f"{self.model_id.split('@')[0]}`")
+
     def check_model(self) -> None:
         """Refuse to mix models: their vectors live in unrelated spaces."""
         if self._ready:
@@ -119,25 +163,30 @@ class CatalogueStore:
         self._ready = True
 
     def upsert(self, images: list[CatalogueImage], vectors: np.ndarray) -> None:
+        """Store the images; each product's fields become those of its last image here, on
+        all its images (stored before too), so that two images never disagree on them."""
         self.check_model()
         points = [
             (img.point_id, vec, {
                 "product_id": img.product_id,
                 "image_id": img.image_id,
-                "category": img.category,
-                "title": img.title,
-                "labels": list(img.labels),
+                **img.product_fields(),
                 "source": img.source,
                 "uri": img.uri,
                 "view": img.view,
                 "model": self.model_id,
+                **({"product_set": img.product_set} if img.product_set else {}),
                 **({"features": img.features} if img.features else {}),
             })
             for img, vec in zip(images, vectors, strict=True)
         ]
         if points:
             self.client.upsert(self.collection, points)
-            self._stats = None
+            products = {(img.product_set, img.product_id): img.product_fields() for img in images}
+            self.client.set_payload(self.collection, [
+                (must(product_set, product_id=[product_id]), fields)
+                for (product_set, product_id), fields in products.items()])
+            self._stats.clear()
 
     def search(
         self,
@@ -146,11 +195,12 @@ class CatalogueStore:
         categories: list[str] | None = None,
         labels: list[str] | None = None,
         min_score: float | None = None,
+        product_set: str = "",
     ) -> list[Match]:
-        """The top_k products, each by its best image, best first."""
+        """The top_k products of a product set, each by its best image, best first."""
         self.check_model()
-        must = {"category": list(categories or []), "labels": list(labels or [])}
-        hits = self.client.search(self.collection, np.asarray(vector, np.float32), top_k, must,
+        where = must(product_set, category=list(categories or []), labels=list(labels or []))
+        hits = self.client.search(self.collection, np.asarray(vector, np.float32), top_k, where,
                                   min_score)
         return [
             Match(
@@ -161,21 +211,22 @@ class CatalogueStore:
                 title=p.get("title", ""),
                 labels=list(p.get("labels", [])),
                 source=p.get("source", ""),
-                point_id=CatalogueImage(str(p.get("product_id", "")), p.get("image_id", ""),
-                                        view=int(p.get("view", 0))).point_id,
+                point_id=point_id(product_set, str(p.get("product_id", "")),
+                                  p.get("image_id", ""), int(p.get("view", 0))),
+                description=p.get("description", ""),
             )
             for score, p in hits
         ]
 
     def search_views(self, vectors: np.ndarray, top_k: int, categories: list[str] | None = None,
-                     labels: list[str] | None = None, min_score: float | None = None
-                     ) -> list[Match]:
+                     labels: list[str] | None = None, min_score: float | None = None,
+                     product_set: str = "") -> list[Match]:
         """Several vectors of one query (the photo and its crops): a product scores the best
         of its images over all of them (MaxSim). Exact: the top_k by that maximum are among
         the top_k of the vector that gives each its maximum."""
         best: dict[str, Match] = {}
         for vector in vectors:
-            for match in self.search(vector, top_k, categories, labels, min_score):
+            for match in self.search(vector, top_k, categories, labels, min_score, product_set):
                 if match.product_id not in best or match.score > best[match.product_id].score:
                     best[match.product_id] = match
         return sorted(best.values(), key=lambda m: -m.score)[:top_k]
@@ -186,39 +237,106 @@ class CatalogueStore:
         found = self.client.features(self.collection, [m.point_id for m in matches])
         return [found.get(m.point_id, "") for m in matches]
 
-    def delete_products(self, product_ids: list[str]) -> int:
-        self.check_model()
-        before = self.count()
-        self.client.delete_products(self.collection, list(product_ids))
-        self._stats = None
-        return before - self.count()
+    def delete_products(self, product_ids: list[str], product_set: str = "") -> int:
+        return self._delete(must(product_set, product_id=list(product_ids)))
 
-    def count(self) -> int:
-        self.check_model()
-        return self.client.count(self.collection)
+    def delete_images(self, product_id: str, image_ids: list[str], product_set: str = "") -> int:
+        return self._delete(must(product_set, product_id=[product_id], image_id=list(image_ids)))
 
-    def count_products(self) -> int:
+    def _delete(self, where: dict[str, list[str]]) -> int:
+        """Points removed (every view of every image matching)."""
         self.check_model()
-        return self.client.count_products(self.collection)
+        before = self.client.count(self.collection, where)
+        self.client.delete(self.collection, where)
+        self._stats.clear()
+        return before - self.client.count(self.collection, where)
 
-    def stats(self) -> tuple[int, int]:
-        """(images, products), counted at most stats_cache_s ago: counting products is a pass
-        over the catalogue, too much for every call. Writes through this store recount."""
+    def count(self, product_set: str | None = None) -> int:
+        """Points, of one product set or (None) of all."""
+        self.check_model()
+        return self.client.count(self.collection,
+                                 None if product_set is None else must(product_set))
+
+    def count_products(self, product_set: str = "") -> int:
+        return len(self.product_ids(product_set))
+
+    def stats(self, product_set: str = "") -> tuple[int, int, dict[str, int]]:
+        """(points, products, products per category) of a product set, counted at most
+        stats_cache_s ago: counting is a pass over the set, too much for every call.
+        Writes through this store recount."""
         with self._stats_lock:
-            cached = self._stats
+            cached = self._stats.get(product_set)
             if cached is None or time.monotonic() - cached[0] > self.stats_cache_s:
-                cached = self._stats = (time.monotonic(), self.count(), self.count_products())
-            return cached[1], cached[2]
+                # A product's images share its category: count products per category.
+                categories = {c: len(self.product_ids(product_set, [c]))
+                              for c in self.vocabulary(product_set, "category")}
+                cached = self._stats[product_set] = (
+                    time.monotonic(), self.count(product_set), self.count_products(product_set),
+                    dict(sorted(categories.items(), key=lambda kv: (-kv[1], kv[0]))))
+            return cached[1:]
 
-    def scroll(self, collection: str | None = None, batch: int = 256):
+    def scroll(self, collection: str | None = None, batch: int = 256,
+               where: dict[str, list[str]] | None = None):
         """Every point's payload in `collection` (default: this model's), in batches."""
         collection = collection or self.collection
         offset = None
         while True:
-            payloads, offset = self.client.scroll(collection, offset, batch)
+            payloads, offset = self.client.scroll(collection, offset, batch, where)
             yield from payloads
             if offset is None:
                 return
+
+    # -- products ---------------------------------------------------------------------------
+    def product_ids(self, product_set: str, categories: list[str] | None = None,
+                    labels: list[str] | None = None) -> dict[str, int]:
+        """product_id -> points, for the products of a set with these categories / labels,
+        counted by the engine (a facet)."""
+        self.check_model()
+        where = must(product_set, category=list(categories or []), labels=list(labels or []))
+        return self.client.facet(self.collection, "product_id", where)
+
+    def products(self, product_set: str, product_ids: list[str]) -> list[Product]:
+        """These products (those that have an image), by product id."""
+        self.check_model()
+        found: dict[str, Product] = {}
+        for p in self.scroll(batch=1024, where=must(product_set, product_id=product_ids)):
+            product = found.setdefault(str(p["product_id"]), Product(
+                str(p["product_id"]), product_set, p.get("category", ""), p.get("title", ""),
+                list(p.get("labels", [])), p.get("description", ""), []))
+            if not p.get("view"):
+                product.images.append((p.get("image_id", ""), p.get("source", "")))
+        for product in found.values():
+            product.images.sort()
+        return [found[pid] for pid in sorted(found)]
+
+    def set_product(self, product_set: str, product_id: str, fields: dict) -> None:
+        """Replace these product fields on all the product's images (no re-embedding)."""
+        self.check_model()
+        self.client.set_payload(self.collection,
+                                [(must(product_set, product_id=[product_id]), fields)])
+        self._stats.clear()
+
+    def vocabulary(self, product_set: str, field_name: str) -> list[str]:
+        """The distinct values of category or labels in a product set."""
+        self.check_model()
+        return sorted(self.client.facet(self.collection, field_name, must(product_set)))
+
+    def resolve(self, product_set: str, field_name: str, values: list[str]) -> list[str]:
+        """The stored spellings of these values, ignoring case: filters match "Dairy" with
+        "dairy". A value stored in no spelling stays as it is (it matches nothing)."""
+        if not values:
+            return []
+        key = (product_set, field_name)
+        for attempt in range(2):
+            when, known = self._vocabularies.get(key, (0.0, []))
+            # Recount when a value is unknown (a worker may just have stored it), once a second.
+            if attempt and time.monotonic() - when > min(1.0, self.stats_cache_s):
+                known = self.vocabulary(product_set, field_name)
+                self._vocabularies[key] = (time.monotonic(), known)
+            spelled = {k.casefold(): k for k in known}
+            if all(v.casefold() in spelled for v in values):
+                break
+        return [spelled.get(v.casefold(), v) for v in values]
 
     def optimize(self) -> bool:
         """Build the search index now (embedded store: aside, while search goes on; blocks

@@ -93,10 +93,14 @@ class EdgeOptions:
 
 
 def _filter(must: dict[str, list[str]], exclude_products: list[str] | None = None) -> qe.Filter:
-    """`must`: field -> values; one value must match, for each field (labels: each label)."""
+    """`must`: field -> values; one value must match, for each field (labels: each label).
+    The default product set ("") is stored as no value (store/catalogue.py)."""
     conditions: list[Any] = []
     for key, values in must.items():
-        if key == "labels":
+        if key == "product_set":
+            conditions.append(qe.FieldCondition(key, match=qe.MatchValue(values[0])) if values[0]
+                              else qe.IsEmptyCondition(key))
+        elif key == "labels":
             conditions += [qe.FieldCondition(key, match=qe.MatchValue(v)) for v in values]
         elif values:
             conditions.append(qe.FieldCondition(key, match=qe.MatchAny(list(values))))
@@ -140,8 +144,10 @@ class EdgeBackend(IndexAside):
                 return
             shard = qe.EdgeShard.create(str(self.root / collection), self.options.config(dim))
             for name in indexed_fields:
+                # Product sets are tenants: the engine keeps each set's points together.
                 shard.update(qe.UpdateOperation.create_field_index(
-                    name, qe.PayloadSchemaType.Keyword))
+                    name, qe.KeywordIndexParams(is_tenant=True) if name == "product_set"
+                    else qe.PayloadSchemaType.Keyword))
             shard.flush()
             self._shards[collection] = shard
             # Written last: a crash before it leaves a shard folder that create() redoes.
@@ -221,27 +227,46 @@ class EdgeBackend(IndexAside):
                 break  # nothing more to find
         return sorted(best.values(), key=lambda sp: -sp[0])[:top_k]
 
-    def delete_products(self, collection: str, product_ids: list[str]) -> None:
-        self._update(collection, qe.UpdateOperation.delete_points_by_filter(
-            _filter({"product_id": product_ids})))
+    def delete(self, collection: str, must: dict[str, list[str]]) -> None:
+        self._update(collection, qe.UpdateOperation.delete_points_by_filter(_filter(must)))
 
-    def count(self, collection: str) -> int:
+    def set_payload(self, collection: str, updates: list[tuple[dict[str, list[str]], dict]]
+                    ) -> None:
+        """Each (must, payload): set these fields on every point matching; one flush."""
+        if not updates:
+            return
         with self.shard(collection) as shard:
-            return int(shard.count(qe.CountRequest(exact=True)))
+            for must, payload in updates:
+                operation = qe.UpdateOperation.set_payload_by_filter(_filter(must), payload)
+                shard.update(operation)
+                if collection in self._replay:
+                    self._replay[collection].append(operation)
+            shard.flush()
 
-    def count_products(self, collection: str) -> int:
+    def count(self, collection: str, must: dict[str, list[str]] | None = None) -> int:
         with self.shard(collection) as shard:
-            points = shard.count(qe.CountRequest(exact=True))
+            return int(shard.count(qe.CountRequest(
+                exact=True, filter=_filter(must) if must else None)))
+
+    def facet(self, collection: str, key: str, must: dict[str, list[str]] | None = None
+              ) -> dict[str, int]:
+        """Points per value of `key` among those matching `must`, exactly."""
+        condition = _filter(must) if must else None
+        with self.shard(collection) as shard:
+            points = shard.count(qe.CountRequest(exact=True, filter=condition))
             if not points:
-                return 0
-            # A deleted product's value stays in the facet, with count 0, until a rebuild.
-            hits = shard.facet(qe.FacetRequest("product_id", limit=points, exact=True)).hits
-            return sum(1 for hit in hits if hit.count > 0)
+                return {}
+            hits = shard.facet(qe.FacetRequest(key, limit=points, exact=True,
+                                               filter=condition)).hits
+        # A deleted product's value stays in the facet, with count 0, until a rebuild.
+        return {str(hit.value): int(hit.count) for hit in hits if hit.count > 0}
 
-    def scroll(self, collection: str, offset: Any, limit: int) -> tuple[list[dict], Any]:
+    def scroll(self, collection: str, offset: Any, limit: int,
+               must: dict[str, list[str]] | None = None) -> tuple[list[dict], Any]:
         with self.shard(collection) as shard:
             records, offset = shard.scroll(qe.ScrollRequest(
-                offset=offset, limit=limit, with_payload=_WITHOUT_FEATURES, with_vector=False))
+                offset=offset, limit=limit, with_payload=_WITHOUT_FEATURES, with_vector=False,
+                filter=_filter(must) if must else None))
         return [r.payload or {} for r in records], offset
 
     def features(self, collection: str, point_ids: list[str]) -> dict[str, str]:

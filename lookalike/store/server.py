@@ -22,10 +22,17 @@ class StoreUnavailable(RuntimeError):
     """The vector store cannot be reached; worth retrying."""
 
 
-def _filter(must: dict[str, list[str]]) -> models.Filter:
+def _filter(must: dict[str, list[str]] | None) -> models.Filter | None:
+    """The default product set ("") is stored as no value (store/catalogue.py)."""
+    if not must:
+        return None
     conditions: list[models.Condition] = []
     for key, values in must.items():
-        if key == "labels":  # every label
+        if key == "product_set":
+            conditions.append(
+                models.FieldCondition(key=key, match=models.MatchValue(value=values[0]))
+                if values[0] else models.IsEmptyCondition(is_empty=models.PayloadField(key=key)))
+        elif key == "labels":  # every label
             conditions += [models.FieldCondition(key=key, match=models.MatchValue(value=v))
                            for v in values]
         elif values:
@@ -101,8 +108,12 @@ class QdrantBackend:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             for name in indexed_fields:
+                # Product sets are tenants (Qdrant's multitenancy): points stored by set.
+                schema = (models.KeywordIndexParams(type=models.KeywordIndexType.KEYWORD,
+                                                    is_tenant=True)
+                          if name == "product_set" else models.PayloadSchemaType.KEYWORD)
                 self._call(self.client.create_payload_index, collection, field_name=name,
-                           field_schema=models.PayloadSchemaType.KEYWORD)
+                           field_schema=schema)
 
     def collection_model(self, collection: str) -> str:
         info = self._call(self.client.get_collection, collection)
@@ -142,22 +153,31 @@ class QdrantBackend:
         return [(float(g.hits[0].score), {"product_id": str(g.id), **(g.hits[0].payload or {})})
                 for g in result.groups]
 
-    def delete_products(self, collection: str, product_ids: list[str]) -> None:
-        selector = models.FilterSelector(filter=_filter({"product_id": product_ids}))
-        self._call(self.client.delete, collection, points_selector=selector)
+    def delete(self, collection: str, must: dict[str, list[str]]) -> None:
+        selector = models.FilterSelector(filter=_filter(must))
+        self._call(self.client.delete, collection, points_selector=selector, wait=True)
 
-    def count(self, collection: str) -> int:
-        return int(self._call(self.client.count, collection, exact=True).count)
+    def set_payload(self, collection: str, updates: list[tuple[dict[str, list[str]], dict]]
+                    ) -> None:
+        """Each (must, payload): set these fields on every point matching."""
+        operations = [models.SetPayloadOperation(set_payload=models.SetPayload(
+            payload=payload, filter=_filter(must))) for must, payload in updates]
+        if operations:
+            self._call(self.client.batch_update_points, collection, operations, wait=True)
 
-    def count_products(self, collection: str) -> int:
-        # Facet counting is server-side in Qdrant; the local mode needs a scroll.
-        products: set[str] = set()
-        offset = None
-        while True:
-            payloads, offset = self.scroll(collection, offset, 1024, fields=["product_id"])
-            products.update(str(p.get("product_id")) for p in payloads)
-            if offset is None:
-                return len(products)
+    def count(self, collection: str, must: dict[str, list[str]] | None = None) -> int:
+        return int(self._call(self.client.count, collection, count_filter=_filter(must),
+                              exact=True).count)
+
+    def facet(self, collection: str, key: str, must: dict[str, list[str]] | None = None
+              ) -> dict[str, int]:
+        """Points per value of `key` among those matching `must`, exactly."""
+        points = self.count(collection, must)
+        if not points:
+            return {}
+        hits = self._call(self.client.facet, collection, key, facet_filter=_filter(must),
+                          limit=points, exact=True).hits
+        return {str(hit.value): int(hit.count) for hit in hits if hit.count > 0}
 
     def features(self, collection: str, point_ids: list[str]) -> dict[str, str]:
         records = self._call(self.client.retrieve, collection, ids=point_ids,
@@ -165,9 +185,10 @@ class QdrantBackend:
         return {str(r.id): (r.payload or {}).get("features", "") for r in records}
 
     def scroll(self, collection: str, offset: Any, limit: int,
-               fields: list[str] | models.PayloadSelector = _WITHOUT_FEATURES) -> tuple[list[dict], Any]:
+               must: dict[str, list[str]] | None = None) -> tuple[list[dict], Any]:
         points, offset = self._call(self.client.scroll, collection, limit=limit, offset=offset,
-                                    with_payload=fields, with_vectors=False)
+                                    scroll_filter=_filter(must), with_payload=_WITHOUT_FEATURES,
+                                    with_vectors=False)
         return [p.payload or {} for p in points], offset
 
     def optimize(self, collection: str) -> bool:

@@ -22,51 +22,68 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1clookalike/v1/lookalike.proto\x12\x0clookalike.v1\",\n\x06\x46ilter\x12\x12\n\ncategories\x18\x01 \x03(\t\x12\x0e\n\x06labels\x18\x02 \x03(\t\"\xa0\x01\n\rSearchRequest\x12\r\n\x05image\x18\x01 \x01(\x0c\x12\r\n\x05top_k\x18\x02 \x01(\r\x12$\n\x06\x66ilter\x18\x03 \x01(\x0b\x32\x14.lookalike.v1.Filter\x12\x11\n\tmin_score\x18\x04 \x01(\x02\x12$\n\x06verify\x18\x05 \x01(\x0e\x32\x14.lookalike.v1.Verify\x12\x12\n\nper_object\x18\x06 \x01(\x08\"\x1d\n\x05Point\x12\t\n\x01x\x18\x01 \x01(\x02\x12\t\n\x01y\x18\x02 \x01(\x02\"\xdb\x01\n\x05Match\x12\x12\n\nproduct_id\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\x12\x10\n\x08image_id\x18\x03 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x04 \x01(\t\x12\r\n\x05title\x18\x05 \x01(\t\x12\x0e\n\x06labels\x18\x06 \x03(\t\x12\x0e\n\x06source\x18\x07 \x01(\t\x12\x0f\n\x07inliers\x18\x08 \x01(\r\x12\x10\n\x08verified\x18\t \x01(\x08\x12$\n\x07polygon\x18\n \x03(\x0b\x32\x13.lookalike.v1.Point\x12\x13\n\x0bstage1_rank\x18\x0b \x01(\r\"\x97\x01\n\x0eSearchResponse\x12$\n\x07matches\x18\x01 \x03(\x0b\x32\x13.lookalike.v1.Match\x12\r\n\x05model\x18\x02 \x01(\t\x12\x11\n\tserver_ms\x18\x03 \x01(\x01\x12\x0e\n\x06verify\x18\x04 \x01(\t\x12-\n\x07objects\x18\x05 \x03(\x0b\x32\x1c.lookalike.v1.DetectedObject\"q\n\x0e\x44\x65tectedObject\x12*\n\rbounding_poly\x18\x01 \x03(\x0b\x32\x13.lookalike.v1.Point\x12\r\n\x05score\x18\x02 \x01(\x02\x12$\n\x07matches\x18\x03 \x03(\x0b\x32\x13.lookalike.v1.Match\"\x9e\x01\n\nIngestItem\x12\x12\n\nproduct_id\x18\x01 \x01(\t\x12\x10\n\x08image_id\x18\x02 \x01(\t\x12\x0f\n\x05image\x18\x03 \x01(\x0cH\x00\x12\r\n\x03uri\x18\x04 \x01(\tH\x00\x12\x10\n\x08\x63\x61tegory\x18\x05 \x01(\t\x12\r\n\x05title\x18\x06 \x01(\t\x12\x0e\n\x06labels\x18\x07 \x03(\t\x12\x0e\n\x06source\x18\x08 \x01(\tB\t\n\x07\x63ontent\">\n\x13SubmitIngestRequest\x12\'\n\x05items\x18\x01 \x03(\x0b\x32\x18.lookalike.v1.IngestItem\"5\n\x14SubmitIngestResponse\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\r\n\x05total\x18\x02 \x01(\r\"\x1f\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"R\n\x0bItemFailure\x12\r\n\x05index\x18\x01 \x01(\r\x12\x12\n\nproduct_id\x18\x02 \x01(\t\x12\x10\n\x08image_id\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\"\xda\x01\n\x03Job\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12&\n\x05state\x18\x02 \x01(\x0e\x32\x17.lookalike.v1.Job.State\x12\r\n\x05total\x18\x03 \x01(\r\x12\x0c\n\x04\x64one\x18\x04 \x01(\r\x12\x0e\n\x06\x66\x61iled\x18\x05 \x01(\r\x12+\n\x08\x66\x61ilures\x18\x06 \x03(\x0b\x32\x19.lookalike.v1.ItemFailure\"A\n\x05State\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\n\n\x06QUEUED\x10\x01\x12\x0b\n\x07RUNNING\x10\x02\x12\x08\n\x04\x44ONE\x10\x03\",\n\x15\x44\x65leteProductsRequest\x12\x13\n\x0bproduct_ids\x18\x01 \x03(\t\")\n\x16\x44\x65leteProductsResponse\x12\x0f\n\x07\x64\x65leted\x18\x01 \x01(\x04\"\x11\n\x0fGetStatsRequest\"}\n\x05Stats\x12\x0e\n\x06points\x18\x01 \x01(\x04\x12\x10\n\x08products\x18\x02 \x01(\x04\x12\x12\n\nmodel_name\x18\x03 \x01(\t\x12\x15\n\rmodel_version\x18\x04 \x01(\t\x12\x13\n\x0bvector_size\x18\x05 \x01(\r\x12\x12\n\ncollection\x18\x06 \x01(\t*L\n\x06Verify\x12\x12\n\x0eVERIFY_DEFAULT\x10\x00\x12\x0f\n\x0bVERIFY_AUTO\x10\x01\x12\x0e\n\nVERIFY_OFF\x10\x02\x12\r\n\tVERIFY_ON\x10\x03\x32\xfe\x02\n\tLookalike\x12\x43\n\x06Search\x12\x1b.lookalike.v1.SearchRequest\x1a\x1c.lookalike.v1.SearchResponse\x12U\n\x0cSubmitIngest\x12!.lookalike.v1.SubmitIngestRequest\x1a\".lookalike.v1.SubmitIngestResponse\x12\x38\n\x06GetJob\x12\x1b.lookalike.v1.GetJobRequest\x1a\x11.lookalike.v1.Job\x12[\n\x0e\x44\x65leteProducts\x12#.lookalike.v1.DeleteProductsRequest\x1a$.lookalike.v1.DeleteProductsResponse\x12>\n\x08GetStats\x12\x1d.lookalike.v1.GetStatsRequest\x1a\x13.lookalike.v1.Statsb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1clookalike/v1/lookalike.proto\x12\x0clookalike.v1\x1a google/protobuf/field_mask.proto\",\n\x06\x46ilter\x12\x12\n\ncategories\x18\x01 \x03(\t\x12\x0e\n\x06labels\x18\x02 \x03(\t\"\xb5\x01\n\rSearchRequest\x12\r\n\x05image\x18\x01 \x01(\x0c\x12\r\n\x05top_k\x18\x02 \x01(\r\x12$\n\x06\x66ilter\x18\x03 \x01(\x0b\x32\x14.lookalike.v1.Filter\x12\x11\n\tmin_score\x18\x04 \x01(\x02\x12$\n\x06verify\x18\x05 \x01(\x0e\x32\x14.lookalike.v1.Verify\x12\x12\n\nper_object\x18\x06 \x01(\x08\x12\x13\n\x0bproduct_set\x18\x07 \x01(\t\"\x1d\n\x05Point\x12\t\n\x01x\x18\x01 \x01(\x02\x12\t\n\x01y\x18\x02 \x01(\x02\"\xf0\x01\n\x05Match\x12\x12\n\nproduct_id\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\x12\x10\n\x08image_id\x18\x03 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x04 \x01(\t\x12\r\n\x05title\x18\x05 \x01(\t\x12\x0e\n\x06labels\x18\x06 \x03(\t\x12\x0e\n\x06source\x18\x07 \x01(\t\x12\x0f\n\x07inliers\x18\x08 \x01(\r\x12\x10\n\x08verified\x18\t \x01(\x08\x12$\n\x07polygon\x18\n \x03(\x0b\x32\x13.lookalike.v1.Point\x12\x13\n\x0bstage1_rank\x18\x0b \x01(\r\x12\x13\n\x0b\x64\x65scription\x18\x0c \x01(\t\"\x97\x01\n\x0eSearchResponse\x12$\n\x07matches\x18\x01 \x03(\x0b\x32\x13.lookalike.v1.Match\x12\r\n\x05model\x18\x02 \x01(\t\x12\x11\n\tserver_ms\x18\x03 \x01(\x01\x12\x0e\n\x06verify\x18\x04 \x01(\t\x12-\n\x07objects\x18\x05 \x03(\x0b\x32\x1c.lookalike.v1.DetectedObject\"q\n\x0e\x44\x65tectedObject\x12*\n\rbounding_poly\x18\x01 \x03(\x0b\x32\x13.lookalike.v1.Point\x12\r\n\x05score\x18\x02 \x01(\x02\x12$\n\x07matches\x18\x03 \x03(\x0b\x32\x13.lookalike.v1.Match\"\xc8\x01\n\nIngestItem\x12\x12\n\nproduct_id\x18\x01 \x01(\t\x12\x10\n\x08image_id\x18\x02 \x01(\t\x12\x0f\n\x05image\x18\x03 \x01(\x0cH\x00\x12\r\n\x03uri\x18\x04 \x01(\tH\x00\x12\x10\n\x08\x63\x61tegory\x18\x05 \x01(\t\x12\r\n\x05title\x18\x06 \x01(\t\x12\x0e\n\x06labels\x18\x07 \x03(\t\x12\x0e\n\x06source\x18\x08 \x01(\t\x12\x13\n\x0bproduct_set\x18\t \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\n \x01(\tB\t\n\x07\x63ontent\">\n\x13SubmitIngestRequest\x12\'\n\x05items\x18\x01 \x03(\x0b\x32\x18.lookalike.v1.IngestItem\"5\n\x14SubmitIngestResponse\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\r\n\x05total\x18\x02 \x01(\r\"\x1f\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"R\n\x0bItemFailure\x12\r\n\x05index\x18\x01 \x01(\r\x12\x12\n\nproduct_id\x18\x02 \x01(\t\x12\x10\n\x08image_id\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\"\xda\x01\n\x03Job\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12&\n\x05state\x18\x02 \x01(\x0e\x32\x17.lookalike.v1.Job.State\x12\r\n\x05total\x18\x03 \x01(\r\x12\x0c\n\x04\x64one\x18\x04 \x01(\r\x12\x0e\n\x06\x66\x61iled\x18\x05 \x01(\r\x12+\n\x08\x66\x61ilures\x18\x06 \x03(\x0b\x32\x19.lookalike.v1.ItemFailure\"A\n\x05State\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\n\n\x06QUEUED\x10\x01\x12\x0b\n\x07RUNNING\x10\x02\x12\x08\n\x04\x44ONE\x10\x03\"A\n\x15\x44\x65leteProductsRequest\x12\x13\n\x0bproduct_ids\x18\x01 \x03(\t\x12\x13\n\x0bproduct_set\x18\x02 \x01(\t\")\n\x16\x44\x65leteProductsResponse\x12\x0f\n\x07\x64\x65leted\x18\x01 \x01(\x04\"&\n\x0fGetStatsRequest\x12\x13\n\x0bproduct_set\x18\x01 \x01(\t\"\xc3\x01\n\x05Stats\x12\x0e\n\x06points\x18\x01 \x01(\x04\x12\x10\n\x08products\x18\x02 \x01(\x04\x12\x12\n\nmodel_name\x18\x03 \x01(\t\x12\x15\n\rmodel_version\x18\x04 \x01(\t\x12\x13\n\x0bvector_size\x18\x05 \x01(\r\x12\x12\n\ncollection\x18\x06 \x01(\t\x12\x13\n\x0bproduct_set\x18\x07 \x01(\t\x12/\n\ncategories\x18\x08 \x03(\x0b\x32\x1b.lookalike.v1.CategoryCount\"3\n\rCategoryCount\x12\x10\n\x08\x63\x61tegory\x18\x01 \x01(\t\x12\x10\n\x08products\x18\x02 \x01(\x04\"\xb9\x01\n\x07Product\x12\x12\n\nproduct_id\x18\x01 \x01(\t\x12\x13\n\x0bproduct_set\x18\x02 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x03 \x01(\t\x12\r\n\x05title\x18\x04 \x01(\t\x12\x0e\n\x06labels\x18\x05 \x03(\t\x12\x13\n\x0b\x64\x65scription\x18\x06 \x01(\t\x12\x13\n\x0bimage_count\x18\x07 \x01(\r\x12*\n\x06images\x18\x08 \x03(\x0b\x32\x1a.lookalike.v1.ProductImage\"0\n\x0cProductImage\x12\x10\n\x08image_id\x18\x01 \x01(\t\x12\x0e\n\x06source\x18\x02 \x01(\t\"<\n\x11GetProductRequest\x12\x12\n\nproduct_id\x18\x01 \x01(\t\x12\x13\n\x0bproduct_set\x18\x02 \x01(\t\"w\n\x13ListProductsRequest\x12\x13\n\x0bproduct_set\x18\x01 \x01(\t\x12$\n\x06\x66ilter\x18\x02 \x01(\x0b\x32\x14.lookalike.v1.Filter\x12\x11\n\tpage_size\x18\x03 \x01(\r\x12\x12\n\npage_token\x18\x04 \x01(\t\"g\n\x14ListProductsResponse\x12\'\n\x08products\x18\x01 \x03(\x0b\x32\x15.lookalike.v1.Product\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\r\n\x05total\x18\x03 \x01(\x04\"o\n\x14UpdateProductRequest\x12&\n\x07product\x18\x01 \x01(\x0b\x32\x15.lookalike.v1.Product\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"Q\n\x13\x44\x65leteImagesRequest\x12\x12\n\nproduct_id\x18\x01 \x01(\t\x12\x11\n\timage_ids\x18\x02 \x03(\t\x12\x13\n\x0bproduct_set\x18\x03 \x01(\t*L\n\x06Verify\x12\x12\n\x0eVERIFY_DEFAULT\x10\x00\x12\x0f\n\x0bVERIFY_AUTO\x10\x01\x12\x0e\n\nVERIFY_OFF\x10\x02\x12\r\n\tVERIFY_ON\x10\x03\x32\xc0\x05\n\tLookalike\x12\x43\n\x06Search\x12\x1b.lookalike.v1.SearchRequest\x1a\x1c.lookalike.v1.SearchResponse\x12U\n\x0cSubmitIngest\x12!.lookalike.v1.SubmitIngestRequest\x1a\".lookalike.v1.SubmitIngestResponse\x12\x38\n\x06GetJob\x12\x1b.lookalike.v1.GetJobRequest\x1a\x11.lookalike.v1.Job\x12[\n\x0e\x44\x65leteProducts\x12#.lookalike.v1.DeleteProductsRequest\x1a$.lookalike.v1.DeleteProductsResponse\x12>\n\x08GetStats\x12\x1d.lookalike.v1.GetStatsRequest\x1a\x13.lookalike.v1.Stats\x12\x44\n\nGetProduct\x12\x1f.lookalike.v1.GetProductRequest\x1a\x15.lookalike.v1.Product\x12U\n\x0cListProducts\x12!.lookalike.v1.ListProductsRequest\x1a\".lookalike.v1.ListProductsResponse\x12J\n\rUpdateProduct\x12\".lookalike.v1.UpdateProductRequest\x1a\x15.lookalike.v1.Product\x12W\n\x0c\x44\x65leteImages\x12!.lookalike.v1.DeleteImagesRequest\x1a$.lookalike.v1.DeleteProductsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'lookalike.v1.lookalike_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_VERIFY']._serialized_start=1630
-  _globals['_VERIFY']._serialized_end=1706
-  _globals['_FILTER']._serialized_start=46
-  _globals['_FILTER']._serialized_end=90
-  _globals['_SEARCHREQUEST']._serialized_start=93
-  _globals['_SEARCHREQUEST']._serialized_end=253
-  _globals['_POINT']._serialized_start=255
-  _globals['_POINT']._serialized_end=284
-  _globals['_MATCH']._serialized_start=287
-  _globals['_MATCH']._serialized_end=506
-  _globals['_SEARCHRESPONSE']._serialized_start=509
-  _globals['_SEARCHRESPONSE']._serialized_end=660
-  _globals['_DETECTEDOBJECT']._serialized_start=662
-  _globals['_DETECTEDOBJECT']._serialized_end=775
-  _globals['_INGESTITEM']._serialized_start=778
-  _globals['_INGESTITEM']._serialized_end=936
-  _globals['_SUBMITINGESTREQUEST']._serialized_start=938
-  _globals['_SUBMITINGESTREQUEST']._serialized_end=1000
-  _globals['_SUBMITINGESTRESPONSE']._serialized_start=1002
-  _globals['_SUBMITINGESTRESPONSE']._serialized_end=1055
-  _globals['_GETJOBREQUEST']._serialized_start=1057
-  _globals['_GETJOBREQUEST']._serialized_end=1088
-  _globals['_ITEMFAILURE']._serialized_start=1090
-  _globals['_ITEMFAILURE']._serialized_end=1172
-  _globals['_JOB']._serialized_start=1175
-  _globals['_JOB']._serialized_end=1393
-  _globals['_JOB_STATE']._serialized_start=1328
-  _globals['_JOB_STATE']._serialized_end=1393
-  _globals['_DELETEPRODUCTSREQUEST']._serialized_start=1395
-  _globals['_DELETEPRODUCTSREQUEST']._serialized_end=1439
-  _globals['_DELETEPRODUCTSRESPONSE']._serialized_start=1441
-  _globals['_DELETEPRODUCTSRESPONSE']._serialized_end=1482
-  _globals['_GETSTATSREQUEST']._serialized_start=1484
-  _globals['_GETSTATSREQUEST']._serialized_end=1501
-  _globals['_STATS']._serialized_start=1503
-  _globals['_STATS']._serialized_end=1628
-  _globals['_LOOKALIKE']._serialized_start=1709
-  _globals['_LOOKALIKE']._serialized_end=2091
+  _globals['_VERIFY']._serialized_start=2636
+  _globals['_VERIFY']._serialized_end=2712
+  _globals['_FILTER']._serialized_start=80
+  _globals['_FILTER']._serialized_end=124
+  _globals['_SEARCHREQUEST']._serialized_start=127
+  _globals['_SEARCHREQUEST']._serialized_end=308
+  _globals['_POINT']._serialized_start=310
+  _globals['_POINT']._serialized_end=339
+  _globals['_MATCH']._serialized_start=342
+  _globals['_MATCH']._serialized_end=582
+  _globals['_SEARCHRESPONSE']._serialized_start=585
+  _globals['_SEARCHRESPONSE']._serialized_end=736
+  _globals['_DETECTEDOBJECT']._serialized_start=738
+  _globals['_DETECTEDOBJECT']._serialized_end=851
+  _globals['_INGESTITEM']._serialized_start=854
+  _globals['_INGESTITEM']._serialized_end=1054
+  _globals['_SUBMITINGESTREQUEST']._serialized_start=1056
+  _globals['_SUBMITINGESTREQUEST']._serialized_end=1118
+  _globals['_SUBMITINGESTRESPONSE']._serialized_start=1120
+  _globals['_SUBMITINGESTRESPONSE']._serialized_end=1173
+  _globals['_GETJOBREQUEST']._serialized_start=1175
+  _globals['_GETJOBREQUEST']._serialized_end=1206
+  _globals['_ITEMFAILURE']._serialized_start=1208
+  _globals['_ITEMFAILURE']._serialized_end=1290
+  _globals['_JOB']._serialized_start=1293
+  _globals['_JOB']._serialized_end=1511
+  _globals['_JOB_STATE']._serialized_start=1446
+  _globals['_JOB_STATE']._serialized_end=1511
+  _globals['_DELETEPRODUCTSREQUEST']._serialized_start=1513
+  _globals['_DELETEPRODUCTSREQUEST']._serialized_end=1578
+  _globals['_DELETEPRODUCTSRESPONSE']._serialized_start=1580
+  _globals['_DELETEPRODUCTSRESPONSE']._serialized_end=1621
+  _globals['_GETSTATSREQUEST']._serialized_start=1623
+  _globals['_GETSTATSREQUEST']._serialized_end=1661
+  _globals['_STATS']._serialized_start=1664
+  _globals['_STATS']._serialized_end=1859
+  _globals['_CATEGORYCOUNT']._serialized_start=1861
+  _globals['_CATEGORYCOUNT']._serialized_end=1912
+  _globals['_PRODUCT']._serialized_start=1915
+  _globals['_PRODUCT']._serialized_end=2100
+  _globals['_PRODUCTIMAGE']._serialized_start=2102
+  _globals['_PRODUCTIMAGE']._serialized_end=2150
+  _globals['_GETPRODUCTREQUEST']._serialized_start=2152
+  _globals['_GETPRODUCTREQUEST']._serialized_end=2212
+  _globals['_LISTPRODUCTSREQUEST']._serialized_start=2214
+  _globals['_LISTPRODUCTSREQUEST']._serialized_end=2333
+  _globals['_LISTPRODUCTSRESPONSE']._serialized_start=2335
+  _globals['_LISTPRODUCTSRESPONSE']._serialized_end=2438
+  _globals['_UPDATEPRODUCTREQUEST']._serialized_start=2440
+  _globals['_UPDATEPRODUCTREQUEST']._serialized_end=2551
+  _globals['_DELETEIMAGESREQUEST']._serialized_start=2553
+  _globals['_DELETEIMAGESREQUEST']._serialized_end=2634
+  _globals['_LOOKALIKE']._serialized_start=2715
+  _globals['_LOOKALIKE']._serialized_end=3419
 # @@protoc_insertion_point(module_scope)

@@ -1,3 +1,4 @@
+from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -27,20 +28,22 @@ class Filter(_message.Message):
     def __init__(self, categories: _Optional[_Iterable[str]] = ..., labels: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class SearchRequest(_message.Message):
-    __slots__ = ("image", "top_k", "filter", "min_score", "verify", "per_object")
+    __slots__ = ("image", "top_k", "filter", "min_score", "verify", "per_object", "product_set")
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     TOP_K_FIELD_NUMBER: _ClassVar[int]
     FILTER_FIELD_NUMBER: _ClassVar[int]
     MIN_SCORE_FIELD_NUMBER: _ClassVar[int]
     VERIFY_FIELD_NUMBER: _ClassVar[int]
     PER_OBJECT_FIELD_NUMBER: _ClassVar[int]
+    PRODUCT_SET_FIELD_NUMBER: _ClassVar[int]
     image: bytes
     top_k: int
     filter: Filter
     min_score: float
     verify: Verify
     per_object: bool
-    def __init__(self, image: _Optional[bytes] = ..., top_k: _Optional[int] = ..., filter: _Optional[_Union[Filter, _Mapping]] = ..., min_score: _Optional[float] = ..., verify: _Optional[_Union[Verify, str]] = ..., per_object: _Optional[bool] = ...) -> None: ...
+    product_set: str
+    def __init__(self, image: _Optional[bytes] = ..., top_k: _Optional[int] = ..., filter: _Optional[_Union[Filter, _Mapping]] = ..., min_score: _Optional[float] = ..., verify: _Optional[_Union[Verify, str]] = ..., per_object: _Optional[bool] = ..., product_set: _Optional[str] = ...) -> None: ...
 
 class Point(_message.Message):
     __slots__ = ("x", "y")
@@ -51,7 +54,7 @@ class Point(_message.Message):
     def __init__(self, x: _Optional[float] = ..., y: _Optional[float] = ...) -> None: ...
 
 class Match(_message.Message):
-    __slots__ = ("product_id", "score", "image_id", "category", "title", "labels", "source", "inliers", "verified", "polygon", "stage1_rank")
+    __slots__ = ("product_id", "score", "image_id", "category", "title", "labels", "source", "inliers", "verified", "polygon", "stage1_rank", "description")
     PRODUCT_ID_FIELD_NUMBER: _ClassVar[int]
     SCORE_FIELD_NUMBER: _ClassVar[int]
     IMAGE_ID_FIELD_NUMBER: _ClassVar[int]
@@ -63,6 +66,7 @@ class Match(_message.Message):
     VERIFIED_FIELD_NUMBER: _ClassVar[int]
     POLYGON_FIELD_NUMBER: _ClassVar[int]
     STAGE1_RANK_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     product_id: str
     score: float
     image_id: str
@@ -74,7 +78,8 @@ class Match(_message.Message):
     verified: bool
     polygon: _containers.RepeatedCompositeFieldContainer[Point]
     stage1_rank: int
-    def __init__(self, product_id: _Optional[str] = ..., score: _Optional[float] = ..., image_id: _Optional[str] = ..., category: _Optional[str] = ..., title: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., source: _Optional[str] = ..., inliers: _Optional[int] = ..., verified: _Optional[bool] = ..., polygon: _Optional[_Iterable[_Union[Point, _Mapping]]] = ..., stage1_rank: _Optional[int] = ...) -> None: ...
+    description: str
+    def __init__(self, product_id: _Optional[str] = ..., score: _Optional[float] = ..., image_id: _Optional[str] = ..., category: _Optional[str] = ..., title: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., source: _Optional[str] = ..., inliers: _Optional[int] = ..., verified: _Optional[bool] = ..., polygon: _Optional[_Iterable[_Union[Point, _Mapping]]] = ..., stage1_rank: _Optional[int] = ..., description: _Optional[str] = ...) -> None: ...
 
 class SearchResponse(_message.Message):
     __slots__ = ("matches", "model", "server_ms", "verify", "objects")
@@ -101,7 +106,7 @@ class DetectedObject(_message.Message):
     def __init__(self, bounding_poly: _Optional[_Iterable[_Union[Point, _Mapping]]] = ..., score: _Optional[float] = ..., matches: _Optional[_Iterable[_Union[Match, _Mapping]]] = ...) -> None: ...
 
 class IngestItem(_message.Message):
-    __slots__ = ("product_id", "image_id", "image", "uri", "category", "title", "labels", "source")
+    __slots__ = ("product_id", "image_id", "image", "uri", "category", "title", "labels", "source", "product_set", "description")
     PRODUCT_ID_FIELD_NUMBER: _ClassVar[int]
     IMAGE_ID_FIELD_NUMBER: _ClassVar[int]
     IMAGE_FIELD_NUMBER: _ClassVar[int]
@@ -110,6 +115,8 @@ class IngestItem(_message.Message):
     TITLE_FIELD_NUMBER: _ClassVar[int]
     LABELS_FIELD_NUMBER: _ClassVar[int]
     SOURCE_FIELD_NUMBER: _ClassVar[int]
+    PRODUCT_SET_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     product_id: str
     image_id: str
     image: bytes
@@ -118,7 +125,9 @@ class IngestItem(_message.Message):
     title: str
     labels: _containers.RepeatedScalarFieldContainer[str]
     source: str
-    def __init__(self, product_id: _Optional[str] = ..., image_id: _Optional[str] = ..., image: _Optional[bytes] = ..., uri: _Optional[str] = ..., category: _Optional[str] = ..., title: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., source: _Optional[str] = ...) -> None: ...
+    product_set: str
+    description: str
+    def __init__(self, product_id: _Optional[str] = ..., image_id: _Optional[str] = ..., image: _Optional[bytes] = ..., uri: _Optional[str] = ..., category: _Optional[str] = ..., title: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., source: _Optional[str] = ..., product_set: _Optional[str] = ..., description: _Optional[str] = ...) -> None: ...
 
 class SubmitIngestRequest(_message.Message):
     __slots__ = ("items",)
@@ -179,10 +188,12 @@ class Job(_message.Message):
     def __init__(self, job_id: _Optional[str] = ..., state: _Optional[_Union[Job.State, str]] = ..., total: _Optional[int] = ..., done: _Optional[int] = ..., failed: _Optional[int] = ..., failures: _Optional[_Iterable[_Union[ItemFailure, _Mapping]]] = ...) -> None: ...
 
 class DeleteProductsRequest(_message.Message):
-    __slots__ = ("product_ids",)
+    __slots__ = ("product_ids", "product_set")
     PRODUCT_IDS_FIELD_NUMBER: _ClassVar[int]
+    PRODUCT_SET_FIELD_NUMBER: _ClassVar[int]
     product_ids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, product_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+    product_set: str
+    def __init__(self, product_ids: _Optional[_Iterable[str]] = ..., product_set: _Optional[str] = ...) -> None: ...
 
 class DeleteProductsResponse(_message.Message):
     __slots__ = ("deleted",)
@@ -191,21 +202,111 @@ class DeleteProductsResponse(_message.Message):
     def __init__(self, deleted: _Optional[int] = ...) -> None: ...
 
 class GetStatsRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("product_set",)
+    PRODUCT_SET_FIELD_NUMBER: _ClassVar[int]
+    product_set: str
+    def __init__(self, product_set: _Optional[str] = ...) -> None: ...
 
 class Stats(_message.Message):
-    __slots__ = ("points", "products", "model_name", "model_version", "vector_size", "collection")
+    __slots__ = ("points", "products", "model_name", "model_version", "vector_size", "collection", "product_set", "categories")
     POINTS_FIELD_NUMBER: _ClassVar[int]
     PRODUCTS_FIELD_NUMBER: _ClassVar[int]
     MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     VECTOR_SIZE_FIELD_NUMBER: _ClassVar[int]
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    PRODUCT_SET_FIELD_NUMBER: _ClassVar[int]
+    CATEGORIES_FIELD_NUMBER: _ClassVar[int]
     points: int
     products: int
     model_name: str
     model_version: str
     vector_size: int
     collection: str
-    def __init__(self, points: _Optional[int] = ..., products: _Optional[int] = ..., model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., vector_size: _Optional[int] = ..., collection: _Optional[str] = ...) -> None: ...
+    product_set: str
+    categories: _containers.RepeatedCompositeFieldContainer[CategoryCount]
+    def __init__(self, points: _Optional[int] = ..., products: _Optional[int] = ..., model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., vector_size: _Optional[int] = ..., collection: _Optional[str] = ..., product_set: _Optional[str] = ..., categories: _Optional[_Iterable[_Union[CategoryCount, _Mapping]]] = ...) -> None: ...
+
+class CategoryCount(_message.Message):
+    __slots__ = ("category", "products")
+    CATEGORY_FIELD_NUMBER: _ClassVar[int]
+    PRODUCTS_FIELD_NUMBER: _ClassVar[int]
+    category: str
+    products: int
+    def __init__(self, category: _Optional[str] = ..., products: _Optional[int] = ...) -> None: ...
+
+class Product(_message.Message):
+    __slots__ = ("product_id", "product_set", "category", "title", "labels", "description", "image_count", "images")
+    PRODUCT_ID_FIELD_NUMBER: _ClassVar[int]
+    PRODUCT_SET_FIELD_NUMBER: _ClassVar[int]
+    CATEGORY_FIELD_NUMBER: _ClassVar[int]
+    TITLE_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_COUNT_FIELD_NUMBER: _ClassVar[int]
+    IMAGES_FIELD_NUMBER: _ClassVar[int]
+    product_id: str
+    product_set: str
+    category: str
+    title: str
+    labels: _containers.RepeatedScalarFieldContainer[str]
+    description: str
+    image_count: int
+    images: _containers.RepeatedCompositeFieldContainer[ProductImage]
+    def __init__(self, product_id: _Optional[str] = ..., product_set: _Optional[str] = ..., category: _Optional[str] = ..., title: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., description: _Optional[str] = ..., image_count: _Optional[int] = ..., images: _Optional[_Iterable[_Union[ProductImage, _Mapping]]] = ...) -> None: ...
+
+class ProductImage(_message.Message):
+    __slots__ = ("image_id", "source")
+    IMAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    image_id: str
+    source: str
+    def __init__(self, image_id: _Optional[str] = ..., source: _Optional[str] = ...) -> None: ...
+
+class GetProductRequest(_message.Message):
+    __slots__ = ("product_id", "product_set")
+    PRODUCT_ID_FIELD_NUMBER: _ClassVar[int]
+    PRODUCT_SET_FIELD_NUMBER: _ClassVar[int]
+    product_id: str
+    product_set: str
+    def __init__(self, product_id: _Optional[str] = ..., product_set: _Optional[str] = ...) -> None: ...
+
+class ListProductsRequest(_message.Message):
+    __slots__ = ("product_set", "filter", "page_size", "page_token")
+    PRODUCT_SET_FIELD_NUMBER: _ClassVar[int]
+    FILTER_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    product_set: str
+    filter: Filter
+    page_size: int
+    page_token: str
+    def __init__(self, product_set: _Optional[str] = ..., filter: _Optional[_Union[Filter, _Mapping]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListProductsResponse(_message.Message):
+    __slots__ = ("products", "next_page_token", "total")
+    PRODUCTS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    products: _containers.RepeatedCompositeFieldContainer[Product]
+    next_page_token: str
+    total: int
+    def __init__(self, products: _Optional[_Iterable[_Union[Product, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., total: _Optional[int] = ...) -> None: ...
+
+class UpdateProductRequest(_message.Message):
+    __slots__ = ("product", "update_mask")
+    PRODUCT_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_MASK_FIELD_NUMBER: _ClassVar[int]
+    product: Product
+    update_mask: _field_mask_pb2.FieldMask
+    def __init__(self, product: _Optional[_Union[Product, _Mapping]] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ...) -> None: ...
+
+class DeleteImagesRequest(_message.Message):
+    __slots__ = ("product_id", "image_ids", "product_set")
+    PRODUCT_ID_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_IDS_FIELD_NUMBER: _ClassVar[int]
+    PRODUCT_SET_FIELD_NUMBER: _ClassVar[int]
+    product_id: str
+    image_ids: _containers.RepeatedScalarFieldContainer[str]
+    product_set: str
+    def __init__(self, product_id: _Optional[str] = ..., image_ids: _Optional[_Iterable[str]] = ..., product_set: _Optional[str] = ...) -> None: ...

@@ -59,6 +59,26 @@ class LookalikeStub:
                 request_serializer=lookalike_dot_v1_dot_lookalike__pb2.GetStatsRequest.SerializeToString,
                 response_deserializer=lookalike_dot_v1_dot_lookalike__pb2.Stats.FromString,
                 _registered_method=True)
+        self.GetProduct = channel.unary_unary(
+                '/lookalike.v1.Lookalike/GetProduct',
+                request_serializer=lookalike_dot_v1_dot_lookalike__pb2.GetProductRequest.SerializeToString,
+                response_deserializer=lookalike_dot_v1_dot_lookalike__pb2.Product.FromString,
+                _registered_method=True)
+        self.ListProducts = channel.unary_unary(
+                '/lookalike.v1.Lookalike/ListProducts',
+                request_serializer=lookalike_dot_v1_dot_lookalike__pb2.ListProductsRequest.SerializeToString,
+                response_deserializer=lookalike_dot_v1_dot_lookalike__pb2.ListProductsResponse.FromString,
+                _registered_method=True)
+        self.UpdateProduct = channel.unary_unary(
+                '/lookalike.v1.Lookalike/UpdateProduct',
+                request_serializer=lookalike_dot_v1_dot_lookalike__pb2.UpdateProductRequest.SerializeToString,
+                response_deserializer=lookalike_dot_v1_dot_lookalike__pb2.Product.FromString,
+                _registered_method=True)
+        self.DeleteImages = channel.unary_unary(
+                '/lookalike.v1.Lookalike/DeleteImages',
+                request_serializer=lookalike_dot_v1_dot_lookalike__pb2.DeleteImagesRequest.SerializeToString,
+                response_deserializer=lookalike_dot_v1_dot_lookalike__pb2.DeleteProductsResponse.FromString,
+                _registered_method=True)
 
 
 class LookalikeServicer:
@@ -100,6 +120,35 @@ class LookalikeServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetProduct(self, request, context):
+        """One product: its metadata and its images. NOT_FOUND when it has no image.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListProducts(self, request, context):
+        """The products of a product set, by id, paged; optionally only some categories/labels.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateProduct(self, request, context):
+        """Changes a product's category, title, labels or description, on every one of its images
+        at once (payload only: nothing is embedded again). Answers the product as stored.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteImages(self, request, context):
+        """Removes some images of one product (DeleteProducts removes whole products).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LookalikeServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -127,6 +176,26 @@ def add_LookalikeServicer_to_server(servicer, server):
                     servicer.GetStats,
                     request_deserializer=lookalike_dot_v1_dot_lookalike__pb2.GetStatsRequest.FromString,
                     response_serializer=lookalike_dot_v1_dot_lookalike__pb2.Stats.SerializeToString,
+            ),
+            'GetProduct': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetProduct,
+                    request_deserializer=lookalike_dot_v1_dot_lookalike__pb2.GetProductRequest.FromString,
+                    response_serializer=lookalike_dot_v1_dot_lookalike__pb2.Product.SerializeToString,
+            ),
+            'ListProducts': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListProducts,
+                    request_deserializer=lookalike_dot_v1_dot_lookalike__pb2.ListProductsRequest.FromString,
+                    response_serializer=lookalike_dot_v1_dot_lookalike__pb2.ListProductsResponse.SerializeToString,
+            ),
+            'UpdateProduct': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateProduct,
+                    request_deserializer=lookalike_dot_v1_dot_lookalike__pb2.UpdateProductRequest.FromString,
+                    response_serializer=lookalike_dot_v1_dot_lookalike__pb2.Product.SerializeToString,
+            ),
+            'DeleteImages': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteImages,
+                    request_deserializer=lookalike_dot_v1_dot_lookalike__pb2.DeleteImagesRequest.FromString,
+                    response_serializer=lookalike_dot_v1_dot_lookalike__pb2.DeleteProductsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -264,6 +333,114 @@ class Lookalike:
             '/lookalike.v1.Lookalike/GetStats',
             lookalike_dot_v1_dot_lookalike__pb2.GetStatsRequest.SerializeToString,
             lookalike_dot_v1_dot_lookalike__pb2.Stats.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetProduct(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lookalike.v1.Lookalike/GetProduct',
+            lookalike_dot_v1_dot_lookalike__pb2.GetProductRequest.SerializeToString,
+            lookalike_dot_v1_dot_lookalike__pb2.Product.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListProducts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lookalike.v1.Lookalike/ListProducts',
+            lookalike_dot_v1_dot_lookalike__pb2.ListProductsRequest.SerializeToString,
+            lookalike_dot_v1_dot_lookalike__pb2.ListProductsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateProduct(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lookalike.v1.Lookalike/UpdateProduct',
+            lookalike_dot_v1_dot_lookalike__pb2.UpdateProductRequest.SerializeToString,
+            lookalike_dot_v1_dot_lookalike__pb2.Product.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteImages(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lookalike.v1.Lookalike/DeleteImages',
+            lookalike_dot_v1_dot_lookalike__pb2.DeleteImagesRequest.SerializeToString,
+            lookalike_dot_v1_dot_lookalike__pb2.DeleteProductsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -16,7 +16,7 @@ from lookalike.api import access
 from lookalike.api.server import SERVICE_NAME, build_server
 from lookalike.api.servicer import LookalikeServicer
 from lookalike.config import Settings, get_settings
-from lookalike.model import load_model
+from lookalike.model import load_model, model_id
 from lookalike.model.base import EmbeddingModel
 from lookalike.observability import record_index, setup_logging, start_metrics
 from lookalike.pipeline.jobs import JobStore
@@ -40,6 +40,8 @@ def build_parts(settings: Settings) -> Parts:
     access.interceptors(settings), access.server_credentials(settings)  # fail fast on bad config
     backend = open_client(settings)  # an embedded store is locked to this process first
     try:
+        # Before the model loads: a service on another model than the catalogue's says so now.
+        CatalogueStore(backend, settings.collection, model_id(settings.model), 0).check_live()
         model = load_model(settings.model)
         model.warmup()
         store = CatalogueStore.open(settings, model.model_id, model.dim, backend)

@@ -13,7 +13,7 @@ from celery import Celery, Task
 from celery.utils.time import get_exponential_backoff_interval
 
 from lookalike.config import ConfigError, Settings, get_settings
-from lookalike.model import load_model
+from lookalike.model import load_model, model_id
 from lookalike.model.base import EmbeddingModel
 from lookalike.observability import context_id, setup_logging, start_metrics
 from lookalike.pipeline.ingest import fail_chunk, process_chunk
@@ -69,9 +69,11 @@ def main() -> None:
         raise ConfigError("the embedded store can be opened by one process only: run "
                           "`lookalike serve` (worker included) or set QDRANT_URL")
     setup_logging(settings.log_level, settings.log_json)
+    backend = open_client(settings)
+    CatalogueStore(backend, settings.collection, model_id(settings.model), 0).check_live()
     model = load_model(settings.model)
     model.warmup()  # before the first chunk arrives
-    store = CatalogueStore.open(settings, model.model_id, model.dim, open_client(settings))
+    store = CatalogueStore.open(settings, model.model_id, model.dim, backend)
     jobs = JobStore.from_url(settings.redis_dsn, settings.job_ttl_s)
     start_metrics(settings.metrics_port, settings.redis_dsn, settings.ingest_queue,
                   model.model_id, settings.metrics_address)
