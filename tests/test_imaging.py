@@ -6,6 +6,7 @@ import zlib
 
 import cv2
 import numpy as np
+import pillow_heif
 import pytest
 from PIL import Image
 from skimage import data
@@ -30,9 +31,30 @@ def png_header_only(width: int, height: int) -> bytes:
             + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
 
 
+def heic(pixels: np.ndarray, mode: str = "RGB", **save) -> bytes:
+    """HEIC (HEVC in HEIF) of pixels in a pillow-heif mode, e.g. "RGB;16" is stored as 10-bit."""
+    raw = pixels.astype("<u2" if ";16" in mode else np.uint8).tobytes()
+    buf = io.BytesIO()
+    pillow_heif.from_bytes(mode, (pixels.shape[1], pixels.shape[0]), raw).save(buf, quality=90, **save)
+    return buf.getvalue()
+
+
+def heic_header_claiming(width: int, height: int) -> bytes:
+    """A small HEIC whose ispe property (the size Pillow reads before decoding) says width x height."""
+    at = HEIC.index(b"ispe") + 8  # past the property's type and version/flags
+    return HEIC[:at] + struct.pack(">II", width, height) + HEIC[at + 8:]
+
+
+def heic_with_short_mdat() -> bytes:
+    """Whole boxes, but half the coded image is gone: only decoding finds out."""
+    mdat, end = HEIC.index(b"mdat") - 4, len(HEIC) // 2
+    return HEIC[:mdat] + struct.pack(">I", end - mdat) + HEIC[mdat + 4:end]
+
+
 COFFEE = data.coffee()
 JPEG = encode(COFFEE)
 PNG = encode(COFFEE, ".png")
+HEIC = heic(COFFEE)
 
 BAD = {
     "empty": (b"", "empty image"),
@@ -40,9 +62,14 @@ BAD = {
     "html named .jpg": (b"<html><body>hi</body></html>", "not a recognised image"),
     "truncated jpeg": (JPEG[: len(JPEG) // 2], "truncated JPEG"),
     "truncated png": (PNG[: len(PNG) // 2], "corrupt PNG"),
+    "truncated heic": (HEIC[: len(HEIC) // 2], "ends inside its mdat box"),
+    "heic cut in its header": (HEIC[:200], "ends inside its meta box"),
+    "corrupt heic": (heic_with_short_mdat(), "corrupt HEIF image"),
     "1x1": (encode(np.zeros((1, 1, 3), np.uint8), ".png"), "at least 16 on each side"),
     "1x2000": (encode(np.zeros((1, 2000, 3), np.uint8), ".png"), "at least 16 on each side"),
     "huge declared dimensions": (png_header_only(60000, 60000), "pixels"),
+    "huge declared heic": (heic_header_claiming(30000, 30000), "30000x30000 = 900,000,000 pixels"),
+    "1x2000 heic": (heic_header_claiming(2000, 1), "at least 16 on each side"),
 }
 
 
@@ -76,6 +103,80 @@ def test_accepted_formats_decode_to_rgb(ext: str) -> None:
     assert rgb.shape == COFFEE.shape and rgb.dtype == np.uint8
     # RGB order, not OpenCV's BGR: the saucer region stays close to the original colours.
     assert np.abs(rgb.astype(int) - COFFEE.astype(int)).mean() < 8
+
+
+def test_heic_decodes_to_rgb() -> None:
+    rgb = decode(HEIC)
+    assert rgb.shape == COFFEE.shape and rgb.dtype == np.uint8 and rgb.flags.writeable
+    # RGB order, within HEVC's loss: swapped channels would be off by far more.
+    assert np.abs(rgb.astype(int) - COFFEE.astype(int)).mean() < 8
+
+
+def test_heic_over_the_pixel_limit_is_refused_before_decoding(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_decoding(*args: object, **kwargs: object) -> None:
+        raise AssertionError("decoding started")
+
+    monkeypatch.setattr(pillow_heif, "open_heif", no_decoding)
+    limits = Limits(max_pixels=100_000)
+    with pytest.raises(ImageTooLarge) as refused:
+        decode(HEIC, limits)
+    with pytest.raises(ImageTooLarge) as png_refused:
+        decode(PNG, limits)
+    assert str(refused.value) == str(png_refused.value) == (
+        "image is 600x400 = 240,000 pixels; the limit is 100,000")
+
+
+def test_heic_alpha_grey_and_10_bit_become_8_bit_rgb() -> None:
+    deep = heic(COFFEE.astype(np.uint16) * 257, "RGB;16")
+    assert pillow_heif.open_heif(deep).info["bit_depth"] == 10
+    grey = cv2.cvtColor(COFFEE, cv2.COLOR_RGB2GRAY)
+    for payload, expected in ((heic(np.dstack([COFFEE, grey]), "RGBA"), COFFEE), (deep, COFFEE),
+                              (heic(grey, "L"), grey[..., None].repeat(3, 2))):
+        out = decode(payload)
+        assert out.shape == COFFEE.shape and out.dtype == np.uint8
+        assert np.abs(out.astype(int) - expected.astype(int)).mean() < 8
+
+
+def test_heic_orientation_is_applied_once() -> None:
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 CW to display"
+    # As an iPhone writes it: an irot transform, and the EXIF tag that describes it.
+    rotated = heic(COFFEE, exif=exif.tobytes())
+    assert b"irot" in rotated[: rotated.index(b"mdat")]
+    with Image.open(io.BytesIO(rotated)) as stored:
+        assert stored.info["original_orientation"] == 6  # the EXIF tag as written
+    upright = decode(rotated)
+    assert upright.shape == np.rot90(COFFEE, -1).shape  # rotating twice would bring it back
+    assert np.abs(upright.astype(int) - np.rot90(COFFEE, -1).astype(int)).mean() < 8
+    # The EXIF tag alone does not orient a HEIF image (only irot/imir do): left as stored.
+    buf = io.BytesIO()
+    Image.fromarray(COFFEE).save(buf, "HEIF", exif=exif, quality=90)
+    assert b"irot" not in buf.getvalue()[: buf.getvalue().index(b"mdat")]
+    assert decode(buf.getvalue()).shape == COFFEE.shape
+
+
+def test_large_heic_comes_back_at_most_max_side_long() -> None:
+    from lookalike.imaging import MAX_SIDE
+
+    wide = np.zeros((900, 3600, 3), np.uint8)
+    wide[:, 1800:] = (200, 30, 10)
+    out = decode(heic(wide))
+    assert out.shape == (round(900 * MAX_SIDE / 3600), MAX_SIDE, 3)
+    assert np.abs(out[10, -10].astype(int) - (200, 30, 10)).max() < 8  # RGB, right half still red
+
+
+def test_avif_is_refused_by_name() -> None:
+    from PIL import features
+
+    if not features.check("avif"):
+        pytest.skip("this Pillow cannot write AVIF")
+    buf = io.BytesIO()
+    Image.fromarray(COFFEE).save(buf, "AVIF")
+    avif = buf.getvalue()
+    # Also when its ftyp leads with the generic brand that pillow-heif's opener takes as HEIF.
+    for payload in (avif, avif[:8] + b"mif1" + avif[12:]):
+        with pytest.raises(ImageRejected, match="unsupported image format AVIF"):
+            decode(payload)
 
 
 def test_grey_alpha_and_16_bit_become_8_bit_rgb() -> None:
