@@ -84,7 +84,7 @@ def test_bad_image_gives_a_readable_error(service: str, tmp_path: Path) -> None:
     bogus = tmp_path / "photo.jpg"
     bogus.write_text("<html>not a photo</html>")
     result = lookalike("search", str(bogus), server=service)
-    assert result.returncode == 1
+    assert result.returncode == 2  # ExitCode.USAGE: bad input
     assert "INVALID_ARGUMENT" in result.stdout and "not a recognised image" in result.stdout
 
 
@@ -174,7 +174,7 @@ def test_a_service_that_is_down_is_one_line_not_a_traceback(sample: Path) -> Non
     for args in (("stats",), ("delete", "p1"), ("search", str(sample / "queries" / "cat-poster-1.jpg"))):
         result = lookalike(*args, server=down)
         out = (result.stdout + result.stderr).strip()
-        assert result.returncode == 1, out
+        assert result.returncode == 4, out  # ExitCode.UNREACHABLE
         assert "Traceback" not in out and len(out.splitlines()) == 1, out
         assert out.startswith("UNAVAILABLE") and down in out, out
 
@@ -187,3 +187,77 @@ def test_a_setting_that_does_not_parse_is_one_line_naming_it() -> None:
         out = (result.stdout + result.stderr).strip()
         assert result.returncode == 2 and len(out.splitlines()) == 1, out
         assert "LOOKALIKE_AUTH='bogus'" in out and "Traceback" not in out, out
+
+
+def test_ingest_reads_excel_semicolons_and_fails_only_the_bad_rows(service: str, sample: Path,
+                                                                   tmp_path: Path) -> None:
+    """Excel's semicolons and column names; a row without a product and a gs:// row fail alone,
+    with their lines; two rows of a product that disagree on its title are warned about."""
+    import shutil
+
+    for name in ("lamp-front.png", "lamp-back.png"):
+        shutil.copy(sample / "catalogue" / "moon-lamp.png", tmp_path / name)
+    (tmp_path / "excel.csv").write_text(
+        "filename;sku;name\n"
+        "lamp-front.png;semi-lamp;Lamp, first try\n"
+        f"{sample / 'catalogue' / 'brick-tile.png'};semi-tile;Brick tile\n"
+        "lamp-front.png;;No product\n"
+        "gs://bucket/photo.jpg;semi-cloud;In the cloud\n"
+        "lamp-back.png;semi-lamp;Moon lamp\n")
+    result = lookalike("ingest", str(tmp_path / "excel.csv"), server=service)
+    out = result.stdout
+    assert result.returncode == 1, out + result.stderr
+    warning = ("warning: product 'semi-lamp': its rows disagree (title on excel.csv:2, "
+               "excel.csv:6)")
+    assert warning in out and out.index(warning) < out.index("3 stored"), out
+    assert "3 stored" in out and "2 failed" in out, out
+    assert "excel.csv:4: product_id is empty" in out, out
+    assert "excel.csv:5: unsupported URI scheme 'gs'" in out, out
+
+    found = lookalike("search", str(tmp_path / "lamp-back.png"), "--json", "-k", "10",
+                      server=service)
+    titles = {m["productId"]: m.get("title") for m in json.loads(found.stdout)["matches"]}
+    assert titles.get("semi-lamp") == "Moon lamp", titles  # the product's one record: the last row's
+    assert "semi-cloud" not in titles and "" not in titles
+
+
+def test_ingest_without_a_product_column_is_one_line_and_sends_nothing(service: str, sample: Path,
+                                                                        tmp_path: Path) -> None:
+    (tmp_path / "c.csv").write_text(f"filename;name\n{sample / 'catalogue' / 'moon-lamp.png'};Lamp\n")
+    before = lookalike("stats", server=service)
+    result = lookalike("ingest", str(tmp_path / "c.csv"), server=service)
+    out = (result.stdout + result.stderr).strip()
+    assert result.returncode == 2 and len(out.splitlines()) == 1, out
+    assert out.startswith("c.csv: the header (filename, name) has no product column (name it "
+                          "product_id, sku, product, product_code)"), out
+    assert before.returncode == 0 and lookalike("stats", server=service).stdout == before.stdout
+
+
+def test_ingest_check_lists_what_would_fail_and_needs_no_service(sample: Path, tmp_path: Path) -> None:
+    from lookalike.tools.local import free_port
+
+    down = f"127.0.0.1:{free_port()}"  # nothing listens there: --check must not call it
+    lamp = sample / "catalogue" / "moon-lamp.png"
+    (tmp_path / "page.jpg").write_text("<html>not a photo</html>")
+    (tmp_path / "c.csv").write_text(f"image_uri,product_id\n{lamp},lamp\nmissing.jpg,ghost\n"
+                                    "page.jpg,page\n")
+    result = lookalike("ingest", str(tmp_path / "c.csv"), "--check", server=down)
+    out = " ".join(result.stdout.split())
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "3 images of 3 products in 1 product set" in out and "2 rows would fail" in out, out
+    assert f"c.csv:3 │ ghost │ missing.jpg │ no such file: {tmp_path}" in out, result.stdout
+    assert "c.csv:4 │ page │ page.jpg │ not a recognised image" in out, result.stdout
+
+    (tmp_path / "ok.csv").write_text(f"image_uri,product_id\n{lamp},lamp\n")
+    clean = lookalike("ingest", str(tmp_path / "ok.csv"), "--check", server=down)
+    assert clean.returncode == 0 and "no problems found" in clean.stdout, clean.stdout + clean.stderr
+
+
+def test_ingest_refuses_a_product_set_name_that_is_not_one(sample: Path) -> None:
+    from lookalike.tools.local import free_port
+
+    result = lookalike("ingest", str(sample / "catalogue.csv"), "--product-set", "no way!",
+                       server=f"127.0.0.1:{free_port()}")
+    out = (result.stdout + result.stderr).strip()
+    assert result.returncode == 2 and len(out.splitlines()) == 1, out
+    assert out.startswith("--product-set 'no way!' is not a set name: 1-64 letters"), out

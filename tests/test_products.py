@@ -4,6 +4,7 @@ that ignore case, and the `lookalike products` / `ingest --sync` walkthrough."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import grpc
@@ -113,3 +114,107 @@ def test_async_client_offers_every_call_of_the_sync_client(service: str, catalog
             return len(listed), (await c.stats()).products, product.title, await c.healthy()
 
     assert asyncio.run(main()) == (14, 14, "Greek coin set", True)
+
+
+def write_csv(path: Path, sample: Path, rows: list[tuple[str, str, str]]) -> Path:
+    """rows: (product_id, category, title), one image each, from the sample catalogue."""
+    lines = ["image_uri,image_id,product_id,category,title"]
+    lines += [f"{sample}/catalogue/{pid}.png,front,{pid},{category},{title}"
+              for pid, category, title in rows]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_walkthrough_with_the_cli_across_two_product_sets(running, sample: Path,
+                                                          tmp_path: Path) -> None:
+    """ingest -> update a title -> sync (one product gone, one new; dry run first) -> list by
+    category, in the default set and in another set, checking search and stats each step."""
+    from tests.test_cli import lookalike
+
+    server = running.target
+    shop = [("cat-poster", "posters", "Tabby cat poster"), ("rocket-model", "toys", "Rocket"),
+            ("motorbike", "toys", "Motorbike kit"), ("lawn-seed", "garden", "Lawn seed")]
+    other = [("cat-poster", "art", "Cat in store 2"), ("gravel-bag", "garden", "Gravel")]
+    with Client(server) as client:
+        def products(product_set: str = "") -> list[str]:
+            return [p.product_id for p in client.products(product_set)]
+
+        def top(product_id: str, product_set: str = "") -> pb.Match:
+            return client.search(image(sample, product_id), top_k=1, verify="off",
+                                 product_set=product_set).matches[0]
+
+        before = client.stats().products  # other tests of this module share the default set
+        for rows, extra in ((shop, ["--product-set", "walk"]), (other, ["--set", "walk-2"])):
+            done = lookalike("ingest", str(write_csv(tmp_path / f"{rows[0][2]}.csv", sample, rows)),
+                             *extra, server=server)
+            assert done.returncode == 0, done.stdout + done.stderr
+        assert products("walk") == ["cat-poster", "lawn-seed", "motorbike", "rocket-model"]
+        assert products("walk-2") == ["cat-poster", "gravel-bag"]
+        assert client.stats().products == before  # the default set saw nothing
+        assert top("cat-poster", "walk-2").title == "Cat in store 2"
+        assert top("motorbike", "walk-2").product_id != "motorbike"  # not in that set
+
+        renamed = lookalike("products", "update", "rocket-model", "--title", "Rocket launch kit",
+                            "--set", "walk", server=server)
+        assert renamed.returncode == 0, renamed.stdout + renamed.stderr
+        assert top("rocket-model", "walk").title == "Rocket launch kit"
+        assert client.product("cat-poster", "walk-2").title == "Cat in store 2"
+
+        # The file no longer lists lawn-seed, adds coin-set and keeps the new title.
+        synced = [shop[0], ("rocket-model", "toys", "Rocket launch kit"), shop[2],
+                  ("coin-set", "collectibles", "Coins")]
+        csv_path = write_csv(tmp_path / "synced.csv", sample, synced)
+        plan = lookalike("ingest", str(csv_path), "--sync", "--dry-run", "--set", "walk",
+                         server=server)
+        assert plan.returncode == 0, plan.stdout + plan.stderr
+        assert "lawn-seed" in plan.stdout and "coin-set" in plan.stdout
+        assert "dry run" in plan.stdout.lower()
+        assert products("walk") == ["cat-poster", "lawn-seed", "motorbike", "rocket-model"]
+        applied = lookalike("ingest", str(csv_path), "--sync", "--set", "walk", server=server)
+        assert applied.returncode == 0, applied.stdout + applied.stderr
+        assert products("walk") == ["cat-poster", "coin-set", "motorbike", "rocket-model"]
+        assert top("coin-set", "walk").product_id == "coin-set"
+        assert top("lawn-seed", "walk").product_id != "lawn-seed"
+        stats = client.stats("walk")
+        assert (stats.points, stats.products) == (4, 4)
+        assert client.product("rocket-model", "walk").title == "Rocket launch kit"
+        again = lookalike("ingest", str(csv_path), "--sync", "--set", "walk", server=server)
+        assert again.returncode == 0 and "nothing to change" in again.stdout.lower()
+
+        listed = lookalike("products", "list", "--category", "TOYS", "--set", "walk", "--json",
+                           server=server)
+        assert listed.returncode == 0, listed.stdout + listed.stderr
+        assert [json.loads(line)["productId"] for line in listed.stdout.splitlines()] == [
+            "motorbike", "rocket-model"]
+        # The other set and the default set went through all of it untouched.
+        assert products("walk-2") == ["cat-poster", "gravel-bag"]
+        assert client.stats("walk-2").points == 2 and client.stats().products == before
+
+
+def test_cli_names_the_categories_when_a_category_finds_nothing(service: str, sample: Path,
+                                                               catalogue) -> None:
+    from tests.test_cli import lookalike
+
+    photo = str(sample / "catalogue" / "coffee-cup.png")
+    found = lookalike("search", photo, "--category", "KITCHEN", "-k", "1", server=service)
+    assert found.returncode == 0 and "coffee-cup" in found.stdout  # any case
+    nothing = lookalike("search", photo, "--category", "shoes", server=service)
+    assert nothing.returncode == 0, nothing.stdout + nothing.stderr
+    assert "no product of category shoes; the categories of this set: posters (3)" in " ".join(
+        nothing.stdout.split())
+
+
+def test_sync_refuses_a_file_with_unreadable_rows(service: str, sample: Path, tmp_path: Path,
+                                                  catalogue) -> None:
+    """A row that cannot be read would look like a product to delete: nothing changes."""
+    from tests.test_cli import lookalike
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text(f"image_uri,product_id\n{sample}/catalogue/coin-set.png,coin-set\n"
+                   f"{sample}/catalogue/moon-lamp.png,\n")
+    with Client(service) as client:
+        before = client.stats().products
+        refused = lookalike("ingest", str(bad), "--sync", server=service)
+        assert refused.returncode == 2, refused.stdout + refused.stderr
+        assert "--sync would delete their products" in " ".join(refused.stdout.split())
+        assert client.stats().products == before

@@ -63,18 +63,27 @@ class TooLarge(ValueError):
     """The request exceeds a size limit (RESOURCE_EXHAUSTED)."""
 
 
-# Checked in order: the first class an exception is an instance of gives the status.
+_REDIS_FIX = "start Redis or fix the service's REDIS_URL / REDIS_PASSWORD"
+# Checked in order: the first class an exception is an instance of gives the status and the
+# message ({} is the exception's).
 STATUS_OF: tuple[tuple[type[BaseException], grpc.StatusCode, str], ...] = (
-    (TooLarge, grpc.StatusCode.RESOURCE_EXHAUSTED, ""),
-    (ImageRejected, grpc.StatusCode.INVALID_ARGUMENT, "image rejected: "),
-    (InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT, ""),
-    (NotFound, grpc.StatusCode.NOT_FOUND, ""),
-    (ModelMismatch, grpc.StatusCode.FAILED_PRECONDITION, ""),
-    (FailedPrecondition, grpc.StatusCode.FAILED_PRECONDITION, ""),
-    (StoreUnavailable, grpc.StatusCode.UNAVAILABLE, ""),
-    (redis.RedisError, grpc.StatusCode.UNAVAILABLE, "job store or ingest queue unavailable: "),
-    (OperationalError, grpc.StatusCode.UNAVAILABLE, "ingest queue unavailable: "),
+    (TooLarge, grpc.StatusCode.RESOURCE_EXHAUSTED, "{}"),
+    (ImageRejected, grpc.StatusCode.INVALID_ARGUMENT, "image rejected: {}"),
+    (InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT, "{}"),
+    (NotFound, grpc.StatusCode.NOT_FOUND, "{}"),
+    (ModelMismatch, grpc.StatusCode.FAILED_PRECONDITION, "{}"),
+    (FailedPrecondition, grpc.StatusCode.FAILED_PRECONDITION, "{}"),
+    (StoreUnavailable, grpc.StatusCode.UNAVAILABLE, "{}"),
+    (redis.RedisError, grpc.StatusCode.UNAVAILABLE, "job store or ingest queue unavailable: "
+     f"the service cannot reach Redis ({{}}): {_REDIS_FIX}"),
+    (OperationalError, grpc.StatusCode.UNAVAILABLE, "ingest queue unavailable: the service "
+     f"cannot reach Redis, its Celery broker ({{}}): {_REDIS_FIX}"),
 )
+# An UNAVAILABLE of the service's own names the part behind it that is down in this trailing
+# metadata: a client tells it from gRPC's own UNAVAILABLE (nothing answers at the address).
+UNAVAILABLE_PART = "lookalike-unavailable"
+PART_OF: tuple[tuple[type[BaseException], str], ...] = (
+    (StoreUnavailable, "vector-store"), (redis.RedisError, "redis"), (OperationalError, "redis"))
 
 
 class ErrorStatus(grpc.ServerInterceptor):
@@ -88,8 +97,11 @@ class ErrorStatus(grpc.ServerInterceptor):
                 try:
                     return behaviour(request, context)
                 except tuple(kind for kind, _, _ in STATUS_OF) as exc:
-                    code, prefix = next((c, p) for k, c, p in STATUS_OF if isinstance(exc, k))
-                    context.abort(code, f"{prefix}{exc}")
+                    code, message = next((c, m) for k, c, m in STATUS_OF if isinstance(exc, k))
+                    part = next((p for k, p in PART_OF if isinstance(exc, k)), None)
+                    if part:
+                        context.set_trailing_metadata(((UNAVAILABLE_PART, part),))
+                    context.abort(code, message.format(exc))
             return call
 
         return rewrap(handler, wrap)

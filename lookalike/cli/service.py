@@ -8,6 +8,7 @@ import typer
 from rich.markup import escape
 
 from lookalike.cli.app import (
+    ExitCode,
     app,
     console,
     fail,
@@ -25,7 +26,7 @@ def serve(
 ) -> None:
     """Run the gRPC query service (with the embedded store: worker included)."""
     from lookalike.config import ConfigError
-    from lookalike.store import StoreLocked
+    from lookalike.store import ModelMismatch, StoreLocked
 
     all_in_one = get_settings().embedded if all_in_one is None else all_in_one
     if all_in_one:
@@ -34,8 +35,10 @@ def serve(
         from lookalike_services.query.main import main
     try:
         main()
-    except (ConfigError, StoreLocked) as exc:
-        raise fail(str(exc)) from None
+    except ConfigError as exc:
+        raise fail(str(exc), ExitCode.USAGE) from None
+    except (StoreLocked, ModelMismatch) as exc:  # names the holder / the model to set
+        raise fail(str(exc), ExitCode.REFUSED) from None
 
 
 @app.command()
@@ -44,15 +47,18 @@ def worker() -> None:
     if get_settings().embedded:
         console.print("[red]The embedded store can be opened by one process only: "
                       "run `lookalike serve` (worker included) or set QDRANT_URL.[/]")
-        raise typer.Exit(2)
+        raise typer.Exit(ExitCode.USAGE)
     from lookalike_services.worker.main import main
 
     from lookalike.config import ConfigError
+    from lookalike.store import ModelMismatch
 
     try:
         main()
     except ConfigError as exc:
-        raise fail(str(exc)) from None
+        raise fail(str(exc), ExitCode.USAGE) from None
+    except ModelMismatch as exc:  # the catalogue is live on another model: names it
+        raise fail(str(exc), ExitCode.REFUSED) from None
 
 
 @app.command("worker-health")
@@ -68,7 +74,7 @@ def worker_health(
     answer = Celery(broker=get_settings().redis_dsn).control.ping(destination=[node],
                                                                   timeout=timeout_s)
     console.print(f"{node} {'answers' if answer else 'does not answer'}")
-    raise typer.Exit(0 if answer else 1)
+    raise typer.Exit(ExitCode.OK if answer else ExitCode.FAILED)
 
 
 @app.command()
@@ -114,13 +120,13 @@ def reindex(
                          lambda done, total: progress.update(task, completed=done, total=total),
                          force=force)
     except StoreLocked as exc:
-        raise fail(str(exc)) from None
+        raise fail(str(exc), ExitCode.REFUSED) from None
     for f in report.failures:
         console.print(f"[red]failed[/] {escape(f'{f.product_id}/{f.image_id}: {f.reason}')}")
     console.print(f"{report.stored} of {report.images} images re-embedded into "
                   f"{report.target_collection} (from {report.source_collection}); "
                   + ("now live" if report.promoted else "[yellow]not made live[/]"))
-    raise typer.Exit(0 if report.promoted else 1)
+    raise typer.Exit(ExitCode.OK if report.promoted else ExitCode.FAILED)
 
 
 @app.command()
@@ -144,18 +150,18 @@ def optimize() -> None:
     try:
         client = open_client(settings)
     except StoreLocked as exc:
-        raise fail(str(exc)) from None
+        raise fail(str(exc), ExitCode.REFUSED) from None
     store = CatalogueStore(client, settings.collection, model_id(settings.model), dim=0)
     if not store.live_model():
         store.close()
         raise fail(f"No catalogue {settings.collection!r} in {settings.data_dir}: "
-                    "nothing to index.", 1)
+                    "nothing to index.", ExitCode.FAILED)
     started = time.perf_counter()
     try:
         points = store.count()
-    except ModelMismatch as exc:
+    except ModelMismatch as exc:  # FAILED_PRECONDITION in the service
         store.close()
-        raise fail(str(exc), 1) from None
+        raise fail(str(exc), ExitCode.REFUSED) from None
     console.print(f"indexing {points:,} vectors of {store.collection} (a minute or so per 100k)")
     with console.status("indexing ..."):
         changed = store.optimize()

@@ -8,12 +8,12 @@ message naming it instead of waiting forever.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from lookalike.client import Client
-from lookalike.tools.catalogue import Entry
+from lookalike.tools.catalogue import Catalogue, Entry, unsupported_scheme
 from lookalike.v1 import lookalike_pb2 as pb
 
 # Well under the server's message limit (LOOKALIKE_MAX_INGEST_BYTES, 24 MiB by default).
@@ -44,12 +44,12 @@ def to_item(entry: Entry) -> pb.IngestItem:
     """Local files travel as bytes (the server may be elsewhere); URLs as URIs."""
     item = pb.IngestItem(product_id=entry.product_id, image_id=entry.image_id,
                          category=entry.category, title=entry.title, labels=entry.labels,
-                         source=entry.uri)
+                         source=entry.uri, product_set=entry.product_set,
+                         description=entry.description)
     if entry.is_remote:
         item.uri = entry.uri
-    elif "://" in entry.uri:
-        raise ValueError(f"unsupported URI scheme {entry.uri.split('://', 1)[0]!r} (paths, "
-                         f"file:// and http(s):// are read): {entry.uri}")
+    elif reason := unsupported_scheme(entry.uri):
+        raise ValueError(reason)
     else:
         item.image = Path(entry.uri).read_bytes()
     return item
@@ -62,13 +62,20 @@ def _unreadable(index: int, entry: Entry, exc: OSError | ValueError) -> pb.ItemF
         what = {FileNotFoundError: "no such file", IsADirectoryError: "a directory, not an image",
                 PermissionError: "permission denied"}.get(type(exc), exc.strerror or str(exc))
         reason = f"{what}: {entry.uri}"
+    where = f"{entry.where}: " if entry.where else ""  # the catalogue line, to fix it there
     return pb.ItemFailure(index=index, product_id=entry.product_id, image_id=entry.image_id,
-                          reason=reason)
+                          reason=where + reason)
 
 
-def batches(entries: list[Entry], unreadable: list[pb.ItemFailure] | None = None
+def batches(entries: Sequence[Entry], unreadable: list[pb.ItemFailure] | None = None
             ) -> Iterator[list[pb.IngestItem]]:
-    """Requests of at most REQUEST_BYTES / REQUEST_ITEMS; unreadable files go to `unreadable`."""
+    """Requests of at most REQUEST_BYTES / REQUEST_ITEMS; unreadable files go to `unreadable`,
+    and so do the rows a Catalogue refused (never sent; with unreadable=None they raise)."""
+    for problem in entries.problems if isinstance(entries, Catalogue) else ():
+        if unreadable is None:
+            raise ValueError(str(problem))
+        unreadable.append(pb.ItemFailure(product_id=problem.product_id, image_id=problem.image_id,
+                                         reason=str(problem)))
     batch: list[pb.IngestItem] = []
     size = 0
     for index, entry in enumerate(entries):
