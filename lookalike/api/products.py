@@ -15,13 +15,11 @@ import grpc
 from lookalike.api.interceptors import InvalidArgument, NotFound
 from lookalike.api.validation import (
     MAX_DELETE_IDS,
-    MAX_DESCRIPTION_CHARS,
-    MAX_LABELS,
-    MAX_TITLE_CHARS,
     check_filter,
     check_product_set,
     check_text,
 )
+from lookalike.limits import MAX_DESCRIPTION_CHARS, MAX_LABELS, MAX_TITLE_CHARS
 from lookalike.store import CatalogueStore
 from lookalike.store.catalogue import PRODUCT_FIELDS, Product
 from lookalike.v1 import lookalike_pb2 as pb

@@ -1,8 +1,5 @@
-"""What a request may hold: caps on ids, texts, lists and references, with the reason.
-
-Ids become point ids and Redis keys, texts become payload: each is bounded, and ids may
-not contain control characters (the point id joins product and image id with one).
-"""
+"""What a request may hold: caps on ids, texts, lists and references (lookalike.limits),
+with the reason."""
 
 from __future__ import annotations
 
@@ -10,26 +7,27 @@ import hashlib
 import re
 
 from lookalike.api.interceptors import InvalidArgument
+from lookalike.limits import (
+    CONTROL,
+    MAX_DESCRIPTION_CHARS,
+    MAX_ID_CHARS,
+    MAX_LABELS,
+    MAX_TITLE_CHARS,
+    PRODUCT_SET,
+)
 from lookalike.pipeline.queue import ItemMessage
 from lookalike.pipeline.sources import FetchError, check_uri, redact
 from lookalike.v1 import lookalike_pb2 as pb
 
-MAX_ID_CHARS = 256
-MAX_TITLE_CHARS = 1024
-MAX_LABELS = 64
 MAX_FILTER_VALUES = 64
 MAX_DELETE_IDS = 1000
-MAX_DESCRIPTION_CHARS = 8192
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-# Product set names appear in URLs, metric labels and file names: keep them plain.
-_PRODUCT_SET = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _JOB_ID = re.compile(r"[0-9a-f]{32}")
 
 
 def check_text(name: str, value: str, limit: int = MAX_ID_CHARS, is_id: bool = False) -> None:
     if len(value) > limit:
         raise InvalidArgument(f"{name} is {len(value):,} characters; at most {limit:,}")
-    if is_id and _CONTROL.search(value):
+    if is_id and CONTROL.search(value):
         raise InvalidArgument(f"{name} contains control characters")
 
 
@@ -53,7 +51,7 @@ def check_product_ids(product_ids: list[str]) -> None:
 
 def check_product_set(name: str) -> str:
     """The set's name ("" is the default set)."""
-    if name and not _PRODUCT_SET.fullmatch(name):
+    if name and not PRODUCT_SET.fullmatch(name):
         raise InvalidArgument(f"product_set {name[:80]!r} is not a set name: 1-64 letters, "
                               "digits, '_', '.' or '-', starting with a letter or digit")
     return name

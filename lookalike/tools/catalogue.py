@@ -18,14 +18,16 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from lookalike.limits import (
+    CONTROL,
+    MAX_DESCRIPTION_CHARS,
+    MAX_ID_CHARS,
+    MAX_LABELS,
+    MAX_TITLE_CHARS,
+    PRODUCT_SET,
+)
+
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".heic", ".heif"}
-# The service's caps (lookalike.api.validation; not imported: it needs the server install).
-MAX_ID_CHARS = 256
-MAX_TITLE_CHARS = 1024
-MAX_DESCRIPTION_CHARS = 8192
-MAX_LABELS = 64
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_PRODUCT_SET = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
 PRODUCT_FIELDS = ("title", "category", "labels", "description")
 MAX_WARNINGS = 20  # of one kind: a large catalogue with a systematic slip stays readable
@@ -111,7 +113,7 @@ def read_catalogue(path: Path, product_set: str = "") -> Catalogue:
 
 def set_name_problem(name: str) -> str | None:
     """Why `name` is not a product set name ("" is the default set), or None."""
-    if not name or _PRODUCT_SET.fullmatch(name):
+    if not name or PRODUCT_SET.fullmatch(name):
         return None
     return (f"{name[:80]!r} is not a set name: 1-64 letters, digits, '_', '.' or '-', "
             "starting with a letter or digit")
@@ -134,7 +136,7 @@ def field_problems(values: dict[str, object]) -> list[str]:
         value = str(values.get(name, ""))
         if len(value) > MAX_ID_CHARS:
             reasons.append(f"{name} is {len(value):,} characters; at most {MAX_ID_CHARS}")
-        if _CONTROL.search(value):
+        if CONTROL.search(value):
             reasons.append(f"{name} {value[:40]!r} contains control characters")
     if reason := set_name_problem(str(values.get("product_set", ""))):
         reasons.append(f"product_set {reason}")
