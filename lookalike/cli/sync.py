@@ -18,7 +18,7 @@ def _show(plan) -> None:
         return
     table = Table("", Column("product", overflow="fold"), Column("change", overflow="fold"),
                   title=escape(f"Sync plan for product set {name}"))
-    new = {p for p in plan.new_products}
+    new = set(plan.new_products)
     for product_id in plan.new_products:
         images = sum(1 for e in plan.new_images if e.product_id == product_id)
         table.add_row(*row("+", product_id, f"new product, {plural(images, 'image')}"))
@@ -42,9 +42,11 @@ def _show(plan) -> None:
 def sync(client, catalogue, dry_run: bool, stall_s: float) -> ExitCode:
     """Rows that could not be read would read as products to delete: refuse then."""
     from lookalike.tools import sync as syncing
+    from lookalike.tools.catalogue import plural
 
     if catalogue.problems:
-        raise fail(f"{len(catalogue.problems)} rows of the catalogue cannot be read (first: "
+        raise fail(f"{plural(len(catalogue.problems), 'row')} of the catalogue cannot be read "
+                   f"(first: "
                    f"{catalogue.problems[0]}); --sync would delete their products: fix them "
                    "(`lookalike ingest --check` lists them) and sync again", ExitCode.USAGE)
     plans = syncing.plan(client, list(catalogue))
@@ -61,6 +63,6 @@ def sync(client, catalogue, dry_run: bool, stall_s: float) -> ExitCode:
         deleted = syncing.apply_deletions_and_updates(client, plan)
         if deleted or plan.updated:
             console.print(escape(f"product set {plan.product_set or '(default)'}: "
-                                 f"{deleted} images deleted, {len(plan.updated)} products "
-                                 "updated"))
+                                 f"{plural(deleted, 'image')} deleted, "
+                                 f"{plural(len(plan.updated), 'product')} updated"))
     return ExitCode.FAILED if failed else ExitCode.OK
