@@ -221,6 +221,19 @@ def test_a_product_has_one_set_of_fields(store: CatalogueStore) -> None:
     assert [i for i, _ in store.products("", ["shoe"])[0].images] == ["front", "side"]
 
 
+def test_a_collection_from_before_product_sets_gets_the_tenant_index(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, qdrant_url="")
+    old = EdgeBackend(tmp_path / "edge")
+    old.create_collection("lookalike--m-1", 4, "m@1", ("product_id", "category", "labels"))
+    old.set_alias("lookalike", "lookalike--m-1")
+    old.close()
+    store = CatalogueStore.open(settings, "m@1", 4)
+    with store.client.shard(store.collection) as shard:
+        index = shard.info().payload_schema["product_set"]
+    assert index.params.is_tenant
+    store.close()
+
+
 def test_scroll_gives_every_payload(store: CatalogueStore) -> None:
     keys = {(p["product_id"], p["image_id"]) for p in store.scroll(batch=3)}
     assert keys == {("shoe", "front"), ("shoe", "side"), ("hat", "front"), ("sock", "front")}

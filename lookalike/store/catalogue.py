@@ -123,6 +123,8 @@ class CatalogueStore:
         if store.live_collection() is None:
             store.create()
             store.promote()
+        elif store.client.collection_exists(store.collection):
+            store.create()  # indexes added since it was made
         return store
 
     def create(self) -> None:

@@ -140,18 +140,26 @@ class EdgeBackend(IndexAside):
     def create_collection(self, collection: str, dim: int, model_id: str,
                           indexed_fields: tuple[str, ...]) -> None:
         with self._lock:
-            if self.collection_exists(collection):
+            if self.collection_exists(collection):  # made by an older version: add new indexes
+                with self.shard(collection) as shard:
+                    self._index(shard, indexed_fields)
                 return
             shard = qe.EdgeShard.create(str(self.root / collection), self.options.config(dim))
-            for name in indexed_fields:
-                # Product sets are tenants: the engine keeps each set's points together.
-                shard.update(qe.UpdateOperation.create_field_index(
-                    name, qe.KeywordIndexParams(is_tenant=True) if name == "product_set"
-                    else qe.PayloadSchemaType.Keyword))
-            shard.flush()
+            self._index(shard, indexed_fields)
             self._shards[collection] = shard
             # Written last: a crash before it leaves a shard folder that create() redoes.
             self._write_json(self._meta_path(collection), {"model": model_id, "dim": dim})
+
+    @staticmethod
+    def _index(shard: qe.EdgeShard, fields: tuple[str, ...]) -> None:
+        missing = [name for name in fields if name not in shard.info().payload_schema]
+        for name in missing:
+            # Product sets are tenants: the engine keeps each set's points together.
+            shard.update(qe.UpdateOperation.create_field_index(
+                name, qe.KeywordIndexParams(is_tenant=True) if name == "product_set"
+                else qe.PayloadSchemaType.Keyword))
+        if missing:
+            shard.flush()
 
     def collection_model(self, collection: str) -> str:
         if collection not in self._models:  # written once, at creation

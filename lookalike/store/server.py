@@ -94,7 +94,9 @@ class QdrantBackend:
 
     def create_collection(self, collection: str, dim: int, model_id: str,
                           indexed_fields: tuple[str, ...]) -> None:
-        if self.collection_exists(collection):
+        if self.collection_exists(collection):  # made by an older version: add new indexes
+            schema = self._call(self.client.get_collection, collection).payload_schema or {}
+            self._index(collection, tuple(f for f in indexed_fields if f not in schema))
             return
         self._call(
             self.client.create_collection,
@@ -104,6 +106,9 @@ class QdrantBackend:
             metadata={"model": model_id},
             **self.options.collection_config(),
         )
+        self._index(collection, indexed_fields)
+
+    def _index(self, collection: str, indexed_fields: tuple[str, ...]) -> None:
         # The local mode ignores payload indexes (and warns); a server uses them.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
