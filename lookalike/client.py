@@ -54,14 +54,15 @@ VERIFY = {"": pb.VERIFY_DEFAULT, "auto": pb.VERIFY_AUTO, "off": pb.VERIFY_OFF, "
 def search_request(image: bytes, top_k: int = 10, categories: Iterable[str] = (),
                    labels: Iterable[str] = (), min_score: float = 0.0,
                    verify: str = "", per_object: bool = False,
-                   product_set: str = "") -> pb.SearchRequest:
+                   product_set: str = "", text: str = "") -> pb.SearchRequest:
     """verify: "auto", "off", "on", or "" for the server's default; per_object: also find each
-    product in the photo (SearchResponse.objects); product_set: "" for the default set."""
+    product in the photo (SearchResponse.objects); product_set: "" for the default set;
+    text: words to find in the product text (alone, with image=b"", or fused with the photo)."""
     if verify not in VERIFY:
         raise ValueError(f"verify is {verify!r}; one of auto, off, on (or empty: the server's)")
     return pb.SearchRequest(image=image, top_k=top_k, min_score=min_score, verify=VERIFY[verify],
                             filter=pb.Filter(categories=categories, labels=labels),
-                            per_object=per_object, product_set=product_set)
+                            per_object=per_object, product_set=product_set, text=text)
 
 
 def update_request(product_id: str, product_set: str = "", *, category: str | None = None,
@@ -100,9 +101,29 @@ class _Calls:
 
     def search(self, image: bytes, top_k: int = 10, categories: Iterable[str] = (),
                labels: Iterable[str] = (), min_score: float = 0.0, verify: str = "",
-               per_object: bool = False, product_set: str = "") -> pb.SearchResponse:
+               per_object: bool = False, product_set: str = "",
+               text: str = "") -> pb.SearchResponse:
         return self._call("Search", search_request(image, top_k, categories, labels, min_score,
-                                                   verify, per_object, product_set))
+                                                   verify, per_object, product_set, text))
+
+    def recommend(self, positive: Iterable[str], negative: Iterable[str] = (), top_k: int = 10,
+                  categories: Iterable[str] = (), labels: Iterable[str] = (),
+                  product_set: str = "", diversity: float = 0.0) -> pb.SearchResponse:
+        """Products like the `positive` product ids and unlike the `negative` ones."""
+        return self._call("Recommend", pb.RecommendRequest(
+            positive_product_ids=list(positive), negative_product_ids=list(negative),
+            filter=pb.Filter(categories=categories, labels=labels), top_k=top_k,
+            product_set=product_set, diversity=diversity))
+
+    def duplicates(self, threshold: float = 0.0, product_set: str = "",
+                   within_products: bool = False) -> pb.FindDuplicatesResponse:
+        """threshold 0: the server's calibrated default."""
+        return self._call("FindDuplicates", pb.FindDuplicatesRequest(
+            threshold=threshold, product_set=product_set, within_products=within_products))
+
+    def detect_copy(self, image: bytes, product_set: str = "") -> pb.DetectCopyResponse:
+        return self._call("DetectCopy", pb.DetectCopyRequest(image=image,
+                                                             product_set=product_set))
 
     def submit(self, items: list[pb.IngestItem]) -> str:
         """The job id; items carry their product_set."""

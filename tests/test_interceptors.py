@@ -29,6 +29,7 @@ class Raising(pb_grpc.LookalikeServicer):
 
     Search = SubmitIngest = GetJob = DeleteProducts = GetStats = _raise
     GetProduct = ListProducts = UpdateProduct = DeleteImages = _raise
+    Recommend = FindDuplicates = DetectCopy = _raise
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +57,9 @@ CALLS = {
     "ListProducts": lambda c: c.list_products(),
     "UpdateProduct": lambda c: c.update_product("p", title="t"),
     "DeleteImages": lambda c: c.delete_images("p", ["i"]),
+    "Recommend": lambda c: c.recommend(["p"]),
+    "FindDuplicates": lambda c: c.duplicates(),
+    "DetectCopy": lambda c: c.detect_copy(b"x"),
 }
 
 

@@ -18,7 +18,8 @@ from lookalike.config import ConfigError, Settings
 __all__ = ["ConfigError", "interceptors", "server_credentials"]
 
 # Anything not named a read needs a write key: a new RPC is closed until it is listed here.
-READ_METHODS = frozenset({"Search", "GetJob", "GetStats", "GetProduct", "ListProducts"})
+READ_METHODS = frozenset({"Search", "GetJob", "GetStats", "GetProduct", "ListProducts",
+                          "Recommend", "FindDuplicates", "DetectCopy"})
 SERVICE_PREFIX = "/lookalike.v1.Lookalike/"
 REFLECTION_PREFIXES = ("/grpc.reflection.v1alpha.ServerReflection/",
                        "/grpc.reflection.v1.ServerReflection/")

@@ -28,7 +28,7 @@ class Filter(_message.Message):
     def __init__(self, categories: _Optional[_Iterable[str]] = ..., labels: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class SearchRequest(_message.Message):
-    __slots__ = ("image", "top_k", "filter", "min_score", "verify", "per_object", "product_set")
+    __slots__ = ("image", "top_k", "filter", "min_score", "verify", "per_object", "product_set", "text")
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     TOP_K_FIELD_NUMBER: _ClassVar[int]
     FILTER_FIELD_NUMBER: _ClassVar[int]
@@ -36,6 +36,7 @@ class SearchRequest(_message.Message):
     VERIFY_FIELD_NUMBER: _ClassVar[int]
     PER_OBJECT_FIELD_NUMBER: _ClassVar[int]
     PRODUCT_SET_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
     image: bytes
     top_k: int
     filter: Filter
@@ -43,7 +44,8 @@ class SearchRequest(_message.Message):
     verify: Verify
     per_object: bool
     product_set: str
-    def __init__(self, image: _Optional[bytes] = ..., top_k: _Optional[int] = ..., filter: _Optional[_Union[Filter, _Mapping]] = ..., min_score: _Optional[float] = ..., verify: _Optional[_Union[Verify, str]] = ..., per_object: _Optional[bool] = ..., product_set: _Optional[str] = ...) -> None: ...
+    text: str
+    def __init__(self, image: _Optional[bytes] = ..., top_k: _Optional[int] = ..., filter: _Optional[_Union[Filter, _Mapping]] = ..., min_score: _Optional[float] = ..., verify: _Optional[_Union[Verify, str]] = ..., per_object: _Optional[bool] = ..., product_set: _Optional[str] = ..., text: _Optional[str] = ...) -> None: ...
 
 class Point(_message.Message):
     __slots__ = ("x", "y")
@@ -310,3 +312,85 @@ class DeleteImagesRequest(_message.Message):
     image_ids: _containers.RepeatedScalarFieldContainer[str]
     product_set: str
     def __init__(self, product_id: _Optional[str] = ..., image_ids: _Optional[_Iterable[str]] = ..., product_set: _Optional[str] = ...) -> None: ...
+
+class RecommendRequest(_message.Message):
+    __slots__ = ("positive_product_ids", "negative_product_ids", "filter", "top_k", "product_set", "diversity")
+    POSITIVE_PRODUCT_IDS_FIELD_NUMBER: _ClassVar[int]
+    NEGATIVE_PRODUCT_IDS_FIELD_NUMBER: _ClassVar[int]
+    FILTER_FIELD_NUMBER: _ClassVar[int]
+    TOP_K_FIELD_NUMBER: _ClassVar[int]
+    PRODUCT_SET_FIELD_NUMBER: _ClassVar[int]
+    DIVERSITY_FIELD_NUMBER: _ClassVar[int]
+    positive_product_ids: _containers.RepeatedScalarFieldContainer[str]
+    negative_product_ids: _containers.RepeatedScalarFieldContainer[str]
+    filter: Filter
+    top_k: int
+    product_set: str
+    diversity: float
+    def __init__(self, positive_product_ids: _Optional[_Iterable[str]] = ..., negative_product_ids: _Optional[_Iterable[str]] = ..., filter: _Optional[_Union[Filter, _Mapping]] = ..., top_k: _Optional[int] = ..., product_set: _Optional[str] = ..., diversity: _Optional[float] = ...) -> None: ...
+
+class FindDuplicatesRequest(_message.Message):
+    __slots__ = ("threshold", "product_set", "within_products")
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    PRODUCT_SET_FIELD_NUMBER: _ClassVar[int]
+    WITHIN_PRODUCTS_FIELD_NUMBER: _ClassVar[int]
+    threshold: float
+    product_set: str
+    within_products: bool
+    def __init__(self, threshold: _Optional[float] = ..., product_set: _Optional[str] = ..., within_products: _Optional[bool] = ...) -> None: ...
+
+class DuplicateImage(_message.Message):
+    __slots__ = ("product_id", "image_id", "source", "title", "score")
+    PRODUCT_ID_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    TITLE_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    product_id: str
+    image_id: str
+    source: str
+    title: str
+    score: float
+    def __init__(self, product_id: _Optional[str] = ..., image_id: _Optional[str] = ..., source: _Optional[str] = ..., title: _Optional[str] = ..., score: _Optional[float] = ...) -> None: ...
+
+class DuplicateGroup(_message.Message):
+    __slots__ = ("images",)
+    IMAGES_FIELD_NUMBER: _ClassVar[int]
+    images: _containers.RepeatedCompositeFieldContainer[DuplicateImage]
+    def __init__(self, images: _Optional[_Iterable[_Union[DuplicateImage, _Mapping]]] = ...) -> None: ...
+
+class FindDuplicatesResponse(_message.Message):
+    __slots__ = ("groups", "threshold", "images")
+    GROUPS_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    IMAGES_FIELD_NUMBER: _ClassVar[int]
+    groups: _containers.RepeatedCompositeFieldContainer[DuplicateGroup]
+    threshold: float
+    images: int
+    def __init__(self, groups: _Optional[_Iterable[_Union[DuplicateGroup, _Mapping]]] = ..., threshold: _Optional[float] = ..., images: _Optional[int] = ...) -> None: ...
+
+class DetectCopyRequest(_message.Message):
+    __slots__ = ("image", "product_set")
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    PRODUCT_SET_FIELD_NUMBER: _ClassVar[int]
+    image: bytes
+    product_set: str
+    def __init__(self, image: _Optional[bytes] = ..., product_set: _Optional[str] = ...) -> None: ...
+
+class DetectCopyResponse(_message.Message):
+    __slots__ = ("is_copy", "confidence", "original", "inliers", "coverage", "model", "server_ms")
+    IS_COPY_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
+    ORIGINAL_FIELD_NUMBER: _ClassVar[int]
+    INLIERS_FIELD_NUMBER: _ClassVar[int]
+    COVERAGE_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    SERVER_MS_FIELD_NUMBER: _ClassVar[int]
+    is_copy: bool
+    confidence: float
+    original: Match
+    inliers: int
+    coverage: float
+    model: str
+    server_ms: float
+    def __init__(self, is_copy: _Optional[bool] = ..., confidence: _Optional[float] = ..., original: _Optional[_Union[Match, _Mapping]] = ..., inliers: _Optional[int] = ..., coverage: _Optional[float] = ..., model: _Optional[str] = ..., server_ms: _Optional[float] = ...) -> None: ...

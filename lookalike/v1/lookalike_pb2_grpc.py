@@ -79,6 +79,21 @@ class LookalikeStub:
                 request_serializer=lookalike_dot_v1_dot_lookalike__pb2.DeleteImagesRequest.SerializeToString,
                 response_deserializer=lookalike_dot_v1_dot_lookalike__pb2.DeleteProductsResponse.FromString,
                 _registered_method=True)
+        self.Recommend = channel.unary_unary(
+                '/lookalike.v1.Lookalike/Recommend',
+                request_serializer=lookalike_dot_v1_dot_lookalike__pb2.RecommendRequest.SerializeToString,
+                response_deserializer=lookalike_dot_v1_dot_lookalike__pb2.SearchResponse.FromString,
+                _registered_method=True)
+        self.FindDuplicates = channel.unary_unary(
+                '/lookalike.v1.Lookalike/FindDuplicates',
+                request_serializer=lookalike_dot_v1_dot_lookalike__pb2.FindDuplicatesRequest.SerializeToString,
+                response_deserializer=lookalike_dot_v1_dot_lookalike__pb2.FindDuplicatesResponse.FromString,
+                _registered_method=True)
+        self.DetectCopy = channel.unary_unary(
+                '/lookalike.v1.Lookalike/DetectCopy',
+                request_serializer=lookalike_dot_v1_dot_lookalike__pb2.DetectCopyRequest.SerializeToString,
+                response_deserializer=lookalike_dot_v1_dot_lookalike__pb2.DetectCopyResponse.FromString,
+                _registered_method=True)
 
 
 class LookalikeServicer:
@@ -149,6 +164,31 @@ class LookalikeServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Recommend(self, request, context):
+        """More like these: products like the positives and unlike the negatives (a shopper's
+        viewed or liked items), the inputs left out, optionally diversified (MMR).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def FindDuplicates(self, request, context):
+        """Groups of catalogue images that are the same picture or the same product shot twice,
+        across product ids (duplicate listings).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DetectCopy(self, request, context):
+        """Is this image a copy of a catalogue image, possibly edited (cropped, resized, recompressed,
+        rotated, flipped, recoloured, overlaid, framed in a screenshot)? A calibrated yes or no,
+        the original and the evidence.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LookalikeServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -196,6 +236,21 @@ def add_LookalikeServicer_to_server(servicer, server):
                     servicer.DeleteImages,
                     request_deserializer=lookalike_dot_v1_dot_lookalike__pb2.DeleteImagesRequest.FromString,
                     response_serializer=lookalike_dot_v1_dot_lookalike__pb2.DeleteProductsResponse.SerializeToString,
+            ),
+            'Recommend': grpc.unary_unary_rpc_method_handler(
+                    servicer.Recommend,
+                    request_deserializer=lookalike_dot_v1_dot_lookalike__pb2.RecommendRequest.FromString,
+                    response_serializer=lookalike_dot_v1_dot_lookalike__pb2.SearchResponse.SerializeToString,
+            ),
+            'FindDuplicates': grpc.unary_unary_rpc_method_handler(
+                    servicer.FindDuplicates,
+                    request_deserializer=lookalike_dot_v1_dot_lookalike__pb2.FindDuplicatesRequest.FromString,
+                    response_serializer=lookalike_dot_v1_dot_lookalike__pb2.FindDuplicatesResponse.SerializeToString,
+            ),
+            'DetectCopy': grpc.unary_unary_rpc_method_handler(
+                    servicer.DetectCopy,
+                    request_deserializer=lookalike_dot_v1_dot_lookalike__pb2.DetectCopyRequest.FromString,
+                    response_serializer=lookalike_dot_v1_dot_lookalike__pb2.DetectCopyResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -441,6 +496,87 @@ class Lookalike:
             '/lookalike.v1.Lookalike/DeleteImages',
             lookalike_dot_v1_dot_lookalike__pb2.DeleteImagesRequest.SerializeToString,
             lookalike_dot_v1_dot_lookalike__pb2.DeleteProductsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Recommend(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lookalike.v1.Lookalike/Recommend',
+            lookalike_dot_v1_dot_lookalike__pb2.RecommendRequest.SerializeToString,
+            lookalike_dot_v1_dot_lookalike__pb2.SearchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FindDuplicates(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lookalike.v1.Lookalike/FindDuplicates',
+            lookalike_dot_v1_dot_lookalike__pb2.FindDuplicatesRequest.SerializeToString,
+            lookalike_dot_v1_dot_lookalike__pb2.FindDuplicatesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DetectCopy(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lookalike.v1.Lookalike/DetectCopy',
+            lookalike_dot_v1_dot_lookalike__pb2.DetectCopyRequest.SerializeToString,
+            lookalike_dot_v1_dot_lookalike__pb2.DetectCopyResponse.FromString,
             options,
             channel_credentials,
             insecure,
