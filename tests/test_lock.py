@@ -42,7 +42,7 @@ def test_a_folder_lock_names_its_holder(tmp_path: Path) -> None:
 def test_a_store_in_use_is_refused_in_one_line(running, command: list[str]) -> None:
     data_dir = running.log.parent
     result = lookalike(*command, data_dir=data_dir)
-    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.returncode == 6, result.stdout + result.stderr
     assert "Traceback" not in result.stdout + result.stderr
     message = " ".join(result.stdout.split())
     assert f"the embedded store at {data_dir / 'edge'} is in use by process {running.pid}" in message
@@ -52,7 +52,7 @@ def test_a_store_in_use_is_refused_in_one_line(running, command: list[str]) -> N
 def test_the_owner_keeps_its_whole_catalogue(running, sample: Path) -> None:
     """After a second process tried the same dir, everything ingested through the first is
     stored, counted and found by it (the second never consumed its queue)."""
-    assert lookalike("serve", data_dir=running.log.parent).returncode == 2
+    assert lookalike("serve", data_dir=running.log.parent).returncode == 6
     with Client(running.target) as client:
         outcome = bulk.ingest(client, read_catalogue(sample / "catalogue.csv"))
         assert (outcome.done, len(outcome.failures)) == (14, 0)
