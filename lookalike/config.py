@@ -76,6 +76,13 @@ class Settings(BaseSettings):
     local_features: Literal["sift", "orb", "none"] = "sift"
     verify_min_inliers: int = 8  # a product is verified from this many inliers
     object_shortlist: int = 100  # catalogue images looked for in the photo by a per-object search
+    # FindDuplicates: the cosine from which two catalogue images count as one picture. 0.85
+    # found 85-100 % of JPEG re-encodes, half-size copies, flips, brightness changes and text
+    # overlays of the dev catalogues' images (crops and 10-degree rotations: 40-98 %), and
+    # paired 3 of 780 different-product pairs (near-identical carton variants) in
+    # GroceryStoreDataset, none of 1,225 among the DVD covers; 0.93 paired none but found
+    # 42-75 % of the grocery re-encodes. scripts/duplicate_threshold.py measures it.
+    duplicate_threshold: float = Field(0.85, gt=0.0, le=1.0)
 
     # Access. "keys": every call but health/reflection needs an x-api-key from read_keys
     # (Search, GetJob, GetStats) or write_keys (everything); "none" is for local use only.

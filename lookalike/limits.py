@@ -14,3 +14,5 @@ MAX_LABELS = 64
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # Product set names appear in URLs, metric labels and file names: keep them plain.
 PRODUCT_SET = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+# The words of a text search (SearchRequest.text): a shopper's query, not a document.
+MAX_SEARCH_TEXT_CHARS = 1000

@@ -378,3 +378,115 @@ def test_local_features_are_read_by_id_survive_a_restart_and_go_with_their_produ
     s.delete_products(["shoe"])
     assert s.local_features(matches) == ["", ""]
     s.close()
+
+
+# -- text search, fused search, recommend (the engine's BM25, RRF, recommend and MMR) --------
+SHOP = [  # product, title, description, category, labels, vector (QUERY points at kettle)
+    ("kettle", "Kettle", "Boils water fast", "kitchen", ("steel",), [1, 0, 0, 0]),
+    ("mug", "Tea mug", "A large mug", "kitchen", (), [0.9, 0.43, 0, 0]),
+    ("jug", "Jug", "", "kitchen", (), [0.7, 0.7, 0, 0]),
+    ("vase", "Vase", "", "home", (), [0.5, 0.86, 0, 0]),
+    ("tea", "Green tea", "Loose leaf green tea from Japan", "drinks", (), [0, 0, 1, 0]),
+]
+
+
+@pytest.fixture
+def shop(settings: Settings, connect):
+    s = CatalogueStore.open(settings, "model-a@1", 4, connect())
+    s.upsert([CatalogueImage(p, "front", c, t, labels, description=d) for p, t, d, c, labels, _ in SHOP],
+             np.array([v for *_, v in SHOP], np.float32))
+    yield s
+    s.close()
+
+
+def test_text_search_finds_products_by_their_words_ranked_by_bm25(shop: CatalogueStore,
+                                                                  backend: str) -> None:
+    matches = shop.search_text("green tea", 10)
+    assert [m.product_id for m in matches] == ["tea", "mug"]  # both words, then one
+    assert matches[0].score > matches[1].score > 0 and matches[0].title == "Green tea"
+    assert [m.product_id for m in shop.search_text("KETTLE", 10)] == ["kettle"]  # lowercased
+    assert [m.product_id for m in shop.search_text("water", 10)] == ["kettle"]  # description
+    assert [m.product_id for m in shop.search_text("drinks steel", 10)] == ["tea", "kettle"] or \
+        [m.product_id for m in shop.search_text("drinks steel", 10)] == ["kettle", "tea"]
+    assert shop.search_text("nothing", 10) == []
+    if backend != "qdrant":  # English stems (the local mode's text index has none)
+        assert [m.product_id for m in shop.search_text("kettles", 10)] == ["kettle"]
+
+
+def test_text_search_respects_filters_and_product_sets(shop: CatalogueStore) -> None:
+    assert [m.product_id for m in shop.search_text("tea", 10, categories=["kitchen"])] == ["mug"]
+    assert [m.product_id for m in shop.search_text("kettle mug", 10, labels=["steel"])] == [
+        "kettle"]
+    shop.upsert([CatalogueImage("tea", "front", "drinks", "Black tea", product_set="store-2"),
+                 CatalogueImage("tea", "back", "drinks", "Black tea", product_set="store-2")],
+                np.array([[0, 0, 1, 0], [0, 0, 0.9, 0.1]], np.float32))
+    assert [m.product_id for m in shop.search_text("black", 10)] == []
+    assert [(m.product_id, m.title) for m in shop.search_text("tea", 10, product_set="store-2")
+            ] == [("tea", "Black tea")]  # one match for its two images
+    assert shop.search_text("tea", 10, product_set="nobody") == []
+
+
+def test_text_search_goes_past_a_product_with_many_images(shop: CatalogueStore) -> None:
+    shop.upsert([CatalogueImage("pot", f"img{i}", "kitchen", "Tea pot") for i in range(30)],
+                np.tile(np.array([[0, 0, 0, 1]], np.float32), (30, 1)))
+    assert {m.product_id for m in shop.search_text("tea pot", 3)} == {"pot", "tea", "mug"}
+
+
+def test_fused_search_puts_the_product_matching_photo_and_words_first(shop: CatalogueStore) -> None:
+    """Photo ranking kettle, mug, jug, vase, tea; words ("green tea") ranking tea, mug:
+    mug is second in both and comes first by reciprocal rank fusion."""
+    assert [m.product_id for m in shop.search(QUERY, 5)][:2] == ["kettle", "mug"]
+    fused = shop.search_hybrid(QUERY[None], "green tea", 5)
+    assert [m.product_id for m in fused] == ["mug", "tea", "kettle", "jug", "vase"]
+    assert fused[0].score == pytest.approx(2 / 61, rel=1e-3)  # RRF 1/(60 + r), r counted from 0
+    assert [m.product_id for m in shop.search_hybrid(QUERY[None], "green tea", 2)] == ["mug", "tea"]
+    assert [m.product_id for m in shop.search_hybrid(QUERY[None], "green tea", 5,
+                                                     categories=["kitchen"])][0] == "mug"
+
+
+def test_recommend_excludes_the_inputs_and_pushes_negatives_down(store: CatalogueStore) -> None:
+    more = [CatalogueImage("boot", "front", "footwear"), CatalogueImage("cap", "front", "headwear"),
+            CatalogueImage("slipper", "front", "footwear")]
+    store.upsert(more, np.array([[0.9, 0.1, 0.1, 0], [0.1, 1, 0, 0], [0.7, 0, 0.7, 0]], np.float32))
+    liked = [m.product_id for m in store.recommend(["shoe"], top_k=10)]
+    assert liked[0] == "boot" and "shoe" not in liked
+    assert liked.index("cap") < liked.index("sock")
+    disliked = [m.product_id for m in store.recommend(["shoe"], ["hat"], top_k=10)]
+    assert "hat" not in disliked and disliked[0] == "boot"
+    assert disliked.index("cap") > disliked.index("sock")  # like the negative: pushed down
+    assert [m.product_id for m in store.recommend(["shoe"], top_k=10, categories=["headwear"])
+            ] == ["cap", "hat"]
+    with pytest.raises(LookupError, match="positive nothing, nobody"):
+        store.recommend(["shoe", "nothing", "nobody"])
+
+
+def test_recommend_with_diversity_spreads_the_results(store: CatalogueStore) -> None:
+    twins = [CatalogueImage(p, "front", "footwear") for p in ("boot", "boot-2", "boot-3")]
+    store.upsert(twins, np.array([[0.9, 0.1, 0.1, 0], [0.9, 0.11, 0.1, 0], [0.9, 0.1, 0.11, 0]],
+                                 np.float32))
+    plain = [m.product_id for m in store.recommend(["shoe"], top_k=3)]
+    assert sorted(plain) == ["boot", "boot-2", "boot-3"]
+    diverse = [m.product_id for m in store.recommend(["shoe"], top_k=3, diversity=0.9)]
+    assert diverse[0] in plain and len(set(diverse) - set(plain)) == 2  # one twin, then others
+    assert "shoe" not in diverse
+
+
+def test_set_product_rewrites_the_text_from_the_whole_record(store: CatalogueStore) -> None:
+    assert [m.product_id for m in store.search_text("hat", 10)] == ["hat"]
+    store.set_product("", "hat", {"title": "Running cap"})
+    assert [m.product_id for m in store.search_text("running", 10)] == ["hat"]
+    assert store.search_text("hat", 10) == []
+    # The fields not given keep their words: category and labels.
+    assert [m.product_id for m in store.search_text("headwear blue", 10)] == ["hat"]
+
+
+def test_a_collection_from_before_text_search_gets_the_text_index(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, qdrant_url="")
+    old = EdgeBackend(tmp_path / "edge")
+    old.create_collection("lookalike--m-1", 4, "m@1", ("product_set", "product_id"))
+    old.set_alias("lookalike", "lookalike--m-1")
+    old.close()
+    store = CatalogueStore.open(settings, "m@1", 4)
+    with store.client.shard(store.collection) as shard:
+        assert "text" in shard.info().payload_schema
+    store.close()

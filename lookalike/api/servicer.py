@@ -14,6 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 
+from lookalike.api.copies import CopyRpcs
+from lookalike.api.discovery import DiscoveryRpcs
 from lookalike.api.interceptors import FailedPrecondition, InvalidArgument, NotFound
 from lookalike.api.products import ProductRpcs
 from lookalike.api.validation import (
@@ -24,7 +26,8 @@ from lookalike.api.validation import (
     item_message,
 )
 from lookalike.config import Settings
-from lookalike.imaging import Limits, decode, probe
+from lookalike.imaging import ImageRejected, Limits, decode, probe
+from lookalike.limits import MAX_SEARCH_TEXT_CHARS
 from lookalike.model.base import EmbeddingModel
 from lookalike.model.batcher import QueryBatcher
 from lookalike.observability import SEARCHES_ABANDONED, stage
@@ -70,7 +73,7 @@ def _object(found: Found, matches: list[Match], scale: float, top_k: int) -> pb.
                              score=found.score, matches=out)
 
 
-class LookalikeServicer(ProductRpcs, pb_grpc.LookalikeServicer):
+class LookalikeServicer(DiscoveryRpcs, ProductRpcs, CopyRpcs, pb_grpc.LookalikeServicer):
     """Errors become status codes in one place (interceptors.ErrorStatus)."""
 
     def __init__(self, settings: Settings, model: EmbeddingModel, store: CatalogueStore,
@@ -100,6 +103,28 @@ class LookalikeServicer(ProductRpcs, pb_grpc.LookalikeServicer):
         if request.per_object and self.stage_two is None:
             raise FailedPrecondition("per-object search needs local features; this service "
                                      "stores none (LOOKALIKE_LOCAL_FEATURES=none)")
+        if len(request.text) > MAX_SEARCH_TEXT_CHARS:
+            raise InvalidArgument(f"text is {len(request.text):,} characters; at most "
+                                  f"{MAX_SEARCH_TEXT_CHARS:,}")
+        text = request.text.strip()
+        if text and request.per_object:
+            raise InvalidArgument("per_object looks for the photo's products: send it without text")
+        if not request.image:
+            if not text:
+                raise ImageRejected("empty image: 0 bytes, and no text: send a photo, words to "
+                                    "find (text), or both")
+            with stage("search"):  # a text search: nothing to decode or embed
+                matches = self.store.search_text(
+                    text, top_k, self.store.resolve(product_set, "category", categories),
+                    self.store.resolve(product_set, "labels", labels), product_set)
+            return pb.SearchResponse(
+                matches=[_match(m, Ranked(i, Evidence()), 1.0) for i, m in enumerate(matches)],
+                model=self.embedder.model_id, server_ms=(time.perf_counter() - started) * 1000,
+                verify="off")
+        if text:
+            # Fused scores are ranks, not cosines: stage 2 (which weighs cosines against
+            # geometric evidence) does not re-rank them.
+            mode = "off"
         with stage("decode"):
             # JPEGs are decoded reduced while the CNN's input keeps its detail; a per-object
             # search also keeps its keypoints' (at least the object image's long side).
@@ -119,11 +144,18 @@ class LookalikeServicer(ProductRpcs, pb_grpc.LookalikeServicer):
                 pixels, self.settings.query_crops, whole=request.per_object))
         shortlist = top_k if mode == "off" else max(top_k, self.settings.shortlist)
         with stage("search"):
-            matches = self.store.search_views(
-                vectors, max(shortlist, self.settings.object_shortlist if request.per_object else 0),
-                self.store.resolve(product_set, "category", categories),
-                self.store.resolve(product_set, "labels", labels), request.min_score or None,
-                product_set)
+            if text:  # the photo's and the words' rankings fused by the engine (RRF)
+                matches = self.store.search_hybrid(
+                    vectors, text, top_k, self.store.resolve(product_set, "category", categories),
+                    self.store.resolve(product_set, "labels", labels), request.min_score or None,
+                    product_set)
+            else:
+                matches = self.store.search_views(
+                    vectors,
+                    max(shortlist, self.settings.object_shortlist if request.per_object else 0),
+                    self.store.resolve(product_set, "category", categories),
+                    self.store.resolve(product_set, "labels", labels), request.min_score or None,
+                    product_set)
         ranked = [Ranked(i, Evidence()) for i in range(min(len(matches), shortlist))]
         objects: list[Found] = []
         if features is not None and matches:

@@ -115,7 +115,11 @@ def _top_k(value: int) -> int:
 
 @app.command()
 def search(
-    image: Annotated[str, typer.Argument(help="photo to look up: a file or an http(s) URL")],
+    image: Annotated[Optional[str], typer.Argument(
+        help="photo to look up: a file or an http(s) URL (optional with --text)")] = None,
+    text: Annotated[str, typer.Option(
+        help="words to find in the products' title, description, category and labels (BM25); "
+             "with a photo, both rankings are fused")] = "",
     top_k: Annotated[int, typer.Option("--top-k", "-k", callback=_top_k,
                                        help="how many products, 1..100")] = 5,
     category: Annotated[Optional[list[str]], typer.Option(help="only these categories")] = None,
@@ -130,12 +134,17 @@ def search(
     product_set: SetOpt = "",
     server: ServerOpt = None,
 ) -> None:
-    """Print the products that look like IMAGE, best first."""
-    data, name = read_photo(image)
+    """Print the products that look like IMAGE (and/or match --text), best first."""
+    if image is None and not text.strip():
+        raise fail("give a PHOTO, --text WORDS, or both")
+    if image is None and (sheet or objects):
+        raise fail("--sheet and --objects need a PHOTO")
+    data, name = read_photo(image) if image is not None else (b"", "")
+    name = " + ".join(x for x in (name, repr(text.strip()) if text.strip() else "") if x)
     with client_for(server) as client:
         try:  # a failed call: one line and its ExitCode (app.OneLineErrors)
             response = client.search(data, top_k, category or (), label or (), min_score, verify,
-                                     per_object=objects, product_set=product_set)
+                                     per_object=objects, product_set=product_set, text=text)
         except ValueError as exc:  # an option the request cannot carry
             raise fail(str(exc)) from None
         # Nothing in the categories asked for: say which ones this set has.

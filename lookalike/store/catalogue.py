@@ -19,9 +19,19 @@ from lookalike.store.indexing import IndexReport
 # so re-ingesting an image overwrites it instead of adding a duplicate.
 POINT_NAMESPACE = uuid.UUID("6f1b7c1e-3d0a-4f5e-9a51-6c0c3b1d2e77")
 # No index on "model": a collection holds one model's vectors by construction (collection_for).
-INDEXED_FIELDS = ("product_set", "product_id", "category", "labels")
+# "text": a full-text index with BM25 scoring (edge.TEXT_INDEX, ServerOptions.text_index).
+INDEXED_FIELDS = ("product_set", "product_id", "category", "labels", "text")
 # What belongs to the product, not to one image: the same on all its images (set_product).
 PRODUCT_FIELDS = ("category", "title", "labels", "description")
+
+
+def product_text(fields: dict) -> str:
+    """What text search reads: the product's title, description, category and labels, one a
+    line (stored as the payload field "text", derived from the product fields on every
+    write of them: upsert, set_product)."""
+    return "\n".join(part for part in (fields.get("title", ""), fields.get("description", ""),
+                                       fields.get("category", ""), *fields.get("labels", ()))
+                     if part)
 
 
 class ModelMismatch(RuntimeError):
@@ -59,8 +69,10 @@ class CatalogueImage:
         return point_id(self.product_set, self.product_id, self.image_id, self.view)
 
     def product_fields(self) -> dict:
-        return {"category": self.category, "title": self.title, "labels": list(self.labels),
-                "description": self.description}
+        """The product's record, and the text that search_text ranks (product_text)."""
+        fields = {"category": self.category, "title": self.title, "labels": list(self.labels),
+                  "description": self.description}
+        return {**fields, "text": product_text(fields)}
 
 
 @dataclass(frozen=True)
@@ -204,6 +216,10 @@ class CatalogueStore:
         where = must(product_set, category=list(categories or []), labels=list(labels or []))
         hits = self.client.search(self.collection, np.asarray(vector, np.float32), top_k, where,
                                   min_score)
+        return self._matches(hits, product_set)
+
+    @staticmethod
+    def _matches(hits: list[tuple[float, dict]], product_set: str) -> list[Match]:
         return [
             Match(
                 product_id=str(p.get("product_id", "")),
@@ -219,6 +235,91 @@ class CatalogueStore:
             )
             for score, p in hits
         ]
+
+    def search_text(self, words: str, top_k: int, categories: list[str] | None = None,
+                    labels: list[str] | None = None, product_set: str = "") -> list[Match]:
+        """The top_k products of a product set whose text (product_text) holds any of these
+        words, by the engine's BM25 score (not a cosine: unbounded, comparable within one
+        query only), best first; one match per product (its images score alike).
+        Points stored before text search existed have no text until re-ingested or
+        reindexed (docs/products.md)."""
+        self.check_model()
+        where = must(product_set, category=list(categories or []), labels=list(labels or []))
+        return self._matches(self.client.search_text(self.collection, words, top_k, where),
+                             product_set)
+
+    def search_hybrid(self, vectors: np.ndarray, words: str, top_k: int,
+                      categories: list[str] | None = None, labels: list[str] | None = None,
+                      min_score: float | None = None, product_set: str = "") -> list[Match]:
+        """A photo (its views, as search_views) and words: the engine's reciprocal rank fusion
+        of the cosine ranking of each view and the BM25 ranking of the words, the photo and
+        the words weighing the same. Score: the fused one, sum(weight / (60 + rank from 0)), not a
+        cosine; min_score applies to the cosine (a point below it gets no image rank). One
+        match per product, by its best fused point (see EdgeBackend.search_hybrid)."""
+        self.check_model()
+        where = must(product_set, category=list(categories or []), labels=list(labels or []))
+        vectors = np.asarray(vectors, np.float32).reshape(-1, self.dim)
+        return self._matches(self.client.search_hybrid(self.collection, vectors, words, top_k,
+                                                       where, min_score), product_set)
+
+    def product_vectors(self, product_set: str, product_ids: list[str]
+                        ) -> dict[str, np.ndarray]:
+        """product_id -> (points, dim): the stored vectors (every image and view) of these
+        products, as the engine keeps them; products without a point are absent."""
+        self.check_model()
+        found: dict[str, list[np.ndarray]] = {}
+        offset = None
+        while True:
+            rows, offset = self.client.scroll_vectors(
+                self.collection, offset, 1024, must(product_set, product_id=list(product_ids)))
+            for payload, vector in rows:
+                found.setdefault(str(payload.get("product_id", "")), []).append(vector)
+            if offset is None:
+                break
+        return {pid: np.stack(vs) for pid, vs in found.items()}
+
+    def recommend(self, positive_ids: list[str], negative_ids: list[str] | None = None,
+                  top_k: int = 10, categories: list[str] | None = None,
+                  labels: list[str] | None = None, product_set: str = "",
+                  diversity: float = 0.0) -> list[Match]:
+        """Products like the positive products' images and unlike the negative ones', the
+        input products excluded, one match per product (its best point).
+
+        diversity 0: the engine's best-score recommendation over the products' stored
+        vectors (score: a positive's cosine, or a negative value where a negative is closer).
+        diversity in (0, 1]: the engine's MMR (lambda = 1 - diversity) around the average
+        target of Qdrant's average_vector strategy, 2 x mean(positives) - mean(negatives)
+        (mean(positives) without negatives; each product's points averaged first, so each
+        product weighs the same), in MMR order, score the cosine to that target.
+        Unknown product ids (positive or negative): LookupError naming them."""
+        self.check_model()
+        if not positive_ids:
+            raise ValueError("recommend needs at least one positive product")
+        if not 0.0 <= diversity <= 1.0:
+            raise ValueError(f"diversity is {diversity}; in [0, 1]")
+        negative_ids = list(negative_ids or [])
+        vectors = self.product_vectors(product_set, list(positive_ids) + negative_ids)
+        unknown = {kind: [p for p in ids if p not in vectors]
+                   for kind, ids in (("positive", positive_ids), ("negative", negative_ids))}
+        if any(unknown.values()):
+            where = f"product set {product_set!r}" if product_set else "the default product set"
+            raise LookupError(f"no such products in {where}: " + "; ".join(
+                f"{kind} {', '.join(ids)}" for kind, ids in unknown.items() if ids))
+        where = must(product_set, category=list(categories or []), labels=list(labels or []))
+        exclude = sorted(set(positive_ids) | set(negative_ids))
+        positives = np.concatenate([vectors[p] for p in positive_ids])
+        negatives = (np.concatenate([vectors[p] for p in negative_ids]) if negative_ids
+                     else np.zeros((0, self.dim), np.float32))
+        if diversity == 0.0:
+            hits = self.client.recommend(self.collection, positives, negatives, top_k, where,
+                                         exclude)
+        else:
+            target = np.mean([vectors[p].mean(0) for p in positive_ids], axis=0)
+            if negative_ids:
+                target = 2 * target - np.mean([vectors[p].mean(0) for p in negative_ids], axis=0)
+            hits = self.client.search_diverse(self.collection, target.astype(np.float32), top_k,
+                                              where, exclude, diversity)
+        return self._matches(hits, product_set)
 
     def search_views(self, vectors: np.ndarray, top_k: int, categories: list[str] | None = None,
                      labels: list[str] | None = None, min_score: float | None = None,
@@ -312,8 +413,13 @@ class CatalogueStore:
         return [found[pid] for pid in sorted(found)]
 
     def set_product(self, product_set: str, product_id: str, fields: dict) -> None:
-        """Replace these product fields on all the product's images (no re-embedding)."""
+        """Replace these product fields on all the product's images (no re-embedding), and
+        the text that search_text ranks, made from the product's whole record."""
         self.check_model()
+        current = self.products(product_set, [product_id])
+        if current:
+            record = {**{name: getattr(current[0], name) for name in PRODUCT_FIELDS}, **fields}
+            fields = {**fields, "text": product_text(record)}
         self.client.set_payload(self.collection,
                                 [(must(product_set, product_id=[product_id]), fields)])
         self._stats.clear()

@@ -44,6 +44,21 @@ log = logging.getLogger(__name__)
 OVERFETCH = 4
 # Local features (tens of KB a point) are read only for the shortlist that stage 2 verifies.
 _WITHOUT_FEATURES = qe.PayloadSelector.Exclude(["features"])
+# The product's words (catalogue.product_text), ranked by the engine's BM25: lowercased,
+# accents folded, English Snowball stems ("tomatoes" finds "tomato"; docs/products.md).
+TEXT_FIELD = "text"
+TEXT_INDEX = qe.TextIndexParams(
+    lowercase=True, ascii_folding=True, stemmer=qe.SnowballParams(qe.SnowballLanguage.English),
+    scoring=qe.TextScoringParams(qe.TextScoringType.Bm25))
+# Reciprocal rank fusion: a point scores sum(weight / (RRF_K + rank)) over the rankings, rank
+# counted from 0 (the first: 1/60).
+# 60 is the constant of the original RRF paper (Cormack et al. 2009); Qdrant's default is 2.
+RRF_K = 60
+# A fused search ranks the points among the first FUSION_DEPTH (or top_k x OVERFETCH) of each
+# ranking (text, each query view); a product outside all of them is not found by it.
+FUSION_DEPTH = 100
+# MMR (diversity) picks among this many candidates (at least the points asked for).
+MMR_CANDIDATES = 100
 DATATYPES = {
     "float32": None,
     "float16": qe.VectorStorageDatatype.Float16,
@@ -156,7 +171,8 @@ class EdgeBackend(IndexAside):
         for name in missing:
             # Product sets are tenants: the engine keeps each set's points together.
             shard.update(qe.UpdateOperation.create_field_index(
-                name, qe.KeywordIndexParams(is_tenant=True) if name == "product_set"
+                name, TEXT_INDEX if name == TEXT_FIELD
+                else qe.KeywordIndexParams(is_tenant=True) if name == "product_set"
                 else qe.PayloadSchemaType.Keyword))
         if missing:
             shard.flush()
@@ -211,13 +227,24 @@ class EdgeBackend(IndexAside):
 
     def search(self, collection: str, vector: np.ndarray, top_k: int,
                must: dict[str, list[str]], min_score: float | None) -> list[tuple[float, dict]]:
-        """The best image of each of the top_k products, best first.
+        """The best image of each of the top_k products, best first."""
+        return self._grouped(collection, qe.Query.Nearest(vector.astype(np.float32).tolist()),
+                             top_k, must, min_score)
+
+    def _grouped(self, collection: str, query: Any, top_k: int, must: dict[str, list[str]],
+                 min_score: float | None = None, exclude: list[str] | None = None,
+                 by_score: bool = True) -> list[tuple[float, dict]]:
+        """The best point of each of the top_k products for a query that scores each point on
+        its own (nearest, BM25, recommend), best first.
 
         Exact grouping: the products seen in the top-L points are exactly the best products
         (any product missing from them scores below the L-th point), so when L points give
         fewer than top_k products, asking again without those products continues the ranking.
+        (BM25 too: a product's points carry the same text, so they score alike, and a filter
+        does not change the engine's term statistics.) MMR (by_score=False: the engine's
+        order is kept) scores a point against those picked before it: asking again is then
+        a continuation from fresh candidates, not the exact ranking.
         """
-        query = vector.astype(np.float32).tolist()
         params = qe.SearchParams(hnsw_ef=self.options.hnsw_ef or None)
         best: dict[str, tuple[float, dict]] = {}
         while len(best) < top_k:
@@ -225,15 +252,75 @@ class EdgeBackend(IndexAside):
             limit = want * OVERFETCH
             with self.shard(collection) as shard:
                 hits = shard.query(qe.QueryRequest(
-                    limit=limit, query=qe.Query.Nearest(query), with_payload=_WITHOUT_FEATURES,
-                    params=params, filter=_filter(must, list(best)), score_threshold=min_score))
+                    limit=limit, query=query, with_payload=_WITHOUT_FEATURES,
+                    params=params, filter=_filter(must, list(best) + list(exclude or ())),
+                    score_threshold=min_score))
             for hit in hits:
                 product = str((hit.payload or {}).get("product_id", hit.id))
                 if product not in best:
                     best[product] = (float(hit.score), hit.payload or {})
             if len(hits) < limit:
                 break  # nothing more to find
-        return sorted(best.values(), key=lambda sp: -sp[0])[:top_k]
+        found = list(best.values())
+        return (sorted(found, key=lambda sp: -sp[0]) if by_score else found)[:top_k]
+
+    def search_text(self, collection: str, words: str, top_k: int,
+                    must: dict[str, list[str]]) -> list[tuple[float, dict]]:
+        """The top_k products by the BM25 score of their text (TEXT_FIELD) for these words."""
+        return self._grouped(collection, qe.TextQuery(TEXT_FIELD, words, scoring=qe.Bm25Params()),
+                             top_k, must)
+
+    def search_hybrid(self, collection: str, vectors: np.ndarray, words: str, top_k: int,
+                      must: dict[str, list[str]], min_score: float | None
+                      ) -> list[tuple[float, dict]]:
+        """The top_k products by the engine's reciprocal rank fusion of the BM25 ranking of
+        `words` and the cosine ranking of each query view (the views share the image's
+        weight, so the photo and the words weigh the same); min_score applies to the cosine.
+
+        One query: the fused ranking covers the first `depth` points of each ranking, and the
+        query returns all of them, so grouping by product (each by its best fused point) is
+        exact for that ranking. It fuses point ranks: a product with many images takes
+        several consecutive text ranks (its images have the same text), pushing the next
+        products' text ranks down by that many.
+        """
+        depth = max(FUSION_DEPTH, top_k * OVERFETCH)
+        where = _filter(must)
+        params = qe.SearchParams(hnsw_ef=self.options.hnsw_ef or None)
+        views = [np.asarray(v, np.float32).tolist() for v in vectors]
+        prefetches = [qe.Prefetch(limit=depth, filter=where, query=qe.TextQuery(
+            TEXT_FIELD, words, scoring=qe.Bm25Params()))] + [
+            qe.Prefetch(limit=depth, filter=where, query=qe.Query.Nearest(view), params=params,
+                        score_threshold=min_score) for view in views]
+        with self.shard(collection) as shard:
+            hits = shard.query(qe.QueryRequest(
+                limit=depth * len(prefetches), prefetches=prefetches, filter=where,
+                query=qe.Fusion.Rrf(k=RRF_K, weights=[1.0] + [1.0 / len(views)] * len(views)),
+                with_payload=_WITHOUT_FEATURES))
+        best: dict[str, tuple[float, dict]] = {}
+        for hit in hits:  # best first
+            best.setdefault(str((hit.payload or {}).get("product_id", hit.id)),
+                            (float(hit.score), hit.payload or {}))
+        return list(best.values())[:top_k]
+
+    def recommend(self, collection: str, positives: np.ndarray, negatives: np.ndarray,
+                  top_k: int, must: dict[str, list[str]], exclude: list[str]
+                  ) -> list[tuple[float, dict]]:
+        """The top_k products (not `exclude`) by the engine's best-score recommendation: a
+        point scores its best cosine to a positive when that beats its best to a negative,
+        else minus its best to a negative (so negatives push their look-alikes down)."""
+        query = qe.Query.RecommendBestScore(qe.RecommendQuery(
+            [np.asarray(v, np.float32).tolist() for v in positives],
+            [np.asarray(v, np.float32).tolist() for v in negatives]))
+        return self._grouped(collection, query, top_k, must, exclude=exclude)
+
+    def search_diverse(self, collection: str, vector: np.ndarray, top_k: int,
+                       must: dict[str, list[str]], exclude: list[str], diversity: float
+                       ) -> list[tuple[float, dict]]:
+        """The top_k products (not `exclude`) by the engine's MMR around `vector`, in MMR
+        order (score: the cosine to `vector`); diversity in (0, 1] is 1 - MMR's lambda."""
+        query = qe.Mmr(np.asarray(vector, np.float32).tolist(), 1.0 - diversity,
+                       max(MMR_CANDIDATES, top_k * OVERFETCH))  # >= any limit asked
+        return self._grouped(collection, query, top_k, must, exclude=exclude, by_score=False)
 
     def delete(self, collection: str, must: dict[str, list[str]]) -> None:
         self._update(collection, qe.UpdateOperation.delete_points_by_filter(_filter(must)))
@@ -276,6 +363,29 @@ class EdgeBackend(IndexAside):
                 offset=offset, limit=limit, with_payload=_WITHOUT_FEATURES, with_vector=False,
                 filter=_filter(must) if must else None))
         return [r.payload or {} for r in records], offset
+
+    def scroll_vectors(self, collection: str, offset: Any, limit: int,
+                       must: dict[str, list[str]] | None = None
+                       ) -> tuple[list[tuple[dict, np.ndarray]], Any]:
+        """Payloads with their stored vectors (as the engine keeps them: turbo8 is lossy)."""
+        with self.shard(collection) as shard:
+            records, offset = shard.scroll(qe.ScrollRequest(
+                offset=offset, limit=limit, with_payload=_WITHOUT_FEATURES, with_vector=True,
+                filter=_filter(must) if must else None))
+        return [(r.payload or {}, np.asarray(r.vector, np.float32)) for r in records], offset
+
+    def nearest(self, collection: str, vectors: np.ndarray, limit: int,
+                must: dict[str, list[str]] | None, min_score: float) -> list[list[tuple[float, dict]]]:
+        """For each vector, the points (not products) scoring at least min_score, best first:
+        one planned batch."""
+        condition = _filter(must) if must else None
+        params = qe.SearchParams(hnsw_ef=self.options.hnsw_ef or None)
+        with self.shard(collection) as shard:
+            results = shard.query_batch(qe.QueryBatchRequest([qe.QueryRequest(
+                limit=limit, query=qe.Query.Nearest(np.asarray(v, np.float32).tolist()),
+                with_payload=_WITHOUT_FEATURES, params=params, filter=condition,
+                score_threshold=min_score) for v in vectors]))
+        return [[(float(h.score), h.payload or {}) for h in hits] for hits in results]
 
     def features(self, collection: str, point_ids: list[str]) -> dict[str, str]:
         with self.shard(collection) as shard:

@@ -14,6 +14,8 @@ import numpy as np
 from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
+from lookalike.store.edge import FUSION_DEPTH, MMR_CANDIDATES, OVERFETCH, RRF_K, TEXT_FIELD
+
 # Local features (tens of KB a point) are read only for the shortlist that stage 2 verifies.
 _WITHOUT_FEATURES = models.PayloadSelectorExclude(exclude=["features"])
 
@@ -22,8 +24,12 @@ class StoreUnavailable(RuntimeError):
     """The vector store cannot be reached; worth retrying."""
 
 
-def _filter(must: dict[str, list[str]] | None) -> models.Filter | None:
+def _filter(must: dict[str, list[str]] | None,
+            exclude_products: list[str] | None = None) -> models.Filter | None:
     """The default product set ("") is stored as no value (store/catalogue.py)."""
+    if exclude_products:
+        return models.Filter(must=(_filter(must) or models.Filter()).must, must_not=[
+            models.FieldCondition(key="product_id", match=models.MatchAny(any=exclude_products))])
     if not must:
         return None
     conditions: list[models.Condition] = []
@@ -53,6 +59,20 @@ class ServerOptions:
     hnsw_m: int = 16
     hnsw_ef_construct: int = 100
     hnsw_ef: int = 0               # search-time ef; 0: the server's default
+    # The text index (TEXT_FIELD): English Snowball stems and folded accents, as the embedded
+    # engine's. qdrant-client's local mode ranks only plain lowercased words (no stemmer, no
+    # folding): local_client turns this off.
+    text_stemming: bool = True
+
+    def text_index(self) -> models.TextIndexParams:
+        scoring = models.TextScoringParams(type=models.TextScoringType.BM25)
+        if not self.text_stemming:
+            return models.TextIndexParams(type=models.TextIndexType.TEXT, scoring=scoring)
+        return models.TextIndexParams(
+            type=models.TextIndexType.TEXT, lowercase=True, ascii_folding=True,
+            stemmer=models.SnowballParams(type=models.Snowball.SNOWBALL,
+                                          language=models.SnowballLanguage.ENGLISH),
+            scoring=scoring)
 
     def collection_config(self) -> dict[str, Any]:
         quantization = (models.ScalarQuantization(scalar=models.ScalarQuantizationConfig(
@@ -114,8 +134,9 @@ class QdrantBackend:
             warnings.simplefilter("ignore", UserWarning)
             for name in indexed_fields:
                 # Product sets are tenants (Qdrant's multitenancy): points stored by set.
-                schema = (models.KeywordIndexParams(type=models.KeywordIndexType.KEYWORD,
-                                                    is_tenant=True)
+                schema = (self.options.text_index() if name == TEXT_FIELD
+                          else models.KeywordIndexParams(type=models.KeywordIndexType.KEYWORD,
+                                                         is_tenant=True)
                           if name == "product_set" else models.PayloadSchemaType.KEYWORD)
                 self._call(self.client.create_payload_index, collection, field_name=name,
                            field_schema=schema)
@@ -158,6 +179,79 @@ class QdrantBackend:
         return [(float(g.hits[0].score), {"product_id": str(g.id), **(g.hits[0].payload or {})})
                 for g in result.groups]
 
+    def _groups(self, collection: str, top_k: int, must: dict[str, list[str]],
+                exclude: list[str] | None = None, **query: Any) -> list[tuple[float, dict]]:
+        """The best point of each of the top_k products for this query (the server groups)."""
+        with warnings.catch_warnings():  # the local mode searches exactly: params unused
+            warnings.simplefilter("ignore", UserWarning)
+            result = self._call(
+                self.client.query_points_groups, collection, group_by="product_id",
+                query_filter=_filter(must, exclude), limit=top_k, group_size=1,
+                with_payload=_WITHOUT_FEATURES, **query)
+        return [(float(g.hits[0].score), {"product_id": str(g.id), **(g.hits[0].payload or {})})
+                for g in result.groups]
+
+    @staticmethod
+    def _text_query(words: str) -> models.TextQuery:
+        return models.TextQuery(text=models.TextQueryInput(
+            query=words, scoring=models.Bm25Scoring(bm25=models.Bm25Params())))
+
+    def search_text(self, collection: str, words: str, top_k: int,
+                    must: dict[str, list[str]]) -> list[tuple[float, dict]]:
+        """The top_k products by the BM25 score of their text for these words."""
+        return self._groups(collection, top_k, must, query=self._text_query(words),
+                            using=TEXT_FIELD)
+
+    def search_hybrid(self, collection: str, vectors: np.ndarray, words: str, top_k: int,
+                      must: dict[str, list[str]], min_score: float | None
+                      ) -> list[tuple[float, dict]]:
+        """Reciprocal rank fusion of the BM25 and cosine rankings, as EdgeBackend's."""
+        depth = max(FUSION_DEPTH, top_k * OVERFETCH)
+        where = _filter(must)
+        prefetch = [models.Prefetch(query=self._text_query(words), using=TEXT_FIELD,
+                                    filter=where, limit=depth)] + [
+            models.Prefetch(query=np.asarray(v, np.float32).tolist(), filter=where, limit=depth,
+                            score_threshold=min_score, params=self.options.search_params())
+            for v in vectors]
+        weights = [1.0] + [1.0 / len(vectors)] * len(vectors)
+        return self._groups(collection, top_k, must, prefetch=prefetch,
+                            query=models.RrfQuery(rrf=models.Rrf(k=RRF_K, weights=weights)))
+
+    def recommend(self, collection: str, positives: np.ndarray, negatives: np.ndarray,
+                  top_k: int, must: dict[str, list[str]], exclude: list[str]
+                  ) -> list[tuple[float, dict]]:
+        """The top_k products (not `exclude`) by the server's best-score recommendation."""
+        query = models.RecommendQuery(recommend=models.RecommendInput(
+            positive=[np.asarray(v, np.float32).tolist() for v in positives],
+            negative=[np.asarray(v, np.float32).tolist() for v in negatives],
+            strategy=models.RecommendStrategy.BEST_SCORE))
+        return self._groups(collection, top_k, must, exclude, query=query,
+                            search_params=self.options.search_params())
+
+    def search_diverse(self, collection: str, vector: np.ndarray, top_k: int,
+                       must: dict[str, list[str]], exclude: list[str], diversity: float
+                       ) -> list[tuple[float, dict]]:
+        """The top_k products (not `exclude`) by the server's MMR around `vector`, in MMR
+        order, grouped here as EdgeBackend does (MMR is not asked of the server's grouping)."""
+        best: dict[str, tuple[float, dict]] = {}
+        while len(best) < top_k:
+            limit = (top_k - len(best)) * OVERFETCH
+            query = models.NearestQuery(nearest=np.asarray(vector, np.float32).tolist(),
+                                        mmr=models.Mmr(diversity=diversity, candidates_limit=max(
+                                            MMR_CANDIDATES, top_k * OVERFETCH)))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                points = self._call(self.client.query_points, collection, query=query,
+                                    query_filter=_filter(must, list(best) + list(exclude)),
+                                    limit=limit, with_payload=_WITHOUT_FEATURES,
+                                    search_params=self.options.search_params()).points
+            for point in points:
+                best.setdefault(str((point.payload or {}).get("product_id", point.id)),
+                                (float(point.score), point.payload or {}))
+            if len(points) < limit:
+                break
+        return list(best.values())[:top_k]
+
     def delete(self, collection: str, must: dict[str, list[str]]) -> None:
         selector = models.FilterSelector(filter=_filter(must))
         self._call(self.client.delete, collection, points_selector=selector, wait=True)
@@ -183,6 +277,26 @@ class QdrantBackend:
         hits = self._call(self.client.facet, collection, key, facet_filter=_filter(must),
                           limit=points, exact=True).hits
         return {str(hit.value): int(hit.count) for hit in hits if hit.count > 0}
+
+    def scroll_vectors(self, collection: str, offset: Any, limit: int,
+                       must: dict[str, list[str]] | None = None
+                       ) -> tuple[list[tuple[dict, np.ndarray]], Any]:
+        points, offset = self._call(self.client.scroll, collection, limit=limit, offset=offset,
+                                    scroll_filter=_filter(must), with_payload=_WITHOUT_FEATURES,
+                                    with_vectors=True)
+        return [(p.payload or {}, np.asarray(p.vector, np.float32)) for p in points], offset
+
+    def nearest(self, collection: str, vectors: np.ndarray, limit: int,
+                must: dict[str, list[str]] | None, min_score: float) -> list[list[tuple[float, dict]]]:
+        """For each vector, the points (not products) scoring at least min_score, best first."""
+        requests = [models.QueryRequest(query=np.asarray(v).tolist(), filter=_filter(must),
+                                        limit=limit, score_threshold=min_score,
+                                        params=self.options.search_params(),
+                                        with_payload=_WITHOUT_FEATURES) for v in vectors]
+        with warnings.catch_warnings():  # the local mode searches exactly: params unused
+            warnings.simplefilter("ignore", UserWarning)
+            results = self._call(self.client.query_batch_points, collection, requests)
+        return [[(float(h.score), h.payload or {}) for h in r.points] for r in results]
 
     def features(self, collection: str, point_ids: list[str]) -> dict[str, str]:
         records = self._call(self.client.retrieve, collection, ids=point_ids,
