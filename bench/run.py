@@ -55,7 +55,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-from bench import forward, ingest, search, seed, vectors, verify  # noqa: E402
+from bench import discovery, forward, ingest, search, seed, vectors, verify  # noqa: E402
 from bench.common import DEFAULT_DATA, T0, git_rev, load_data, log  # noqa: E402
 from bench.forward import Model  # noqa: E402
 from bench.report import Results, print_table, write_json  # noqa: E402
@@ -113,7 +113,7 @@ class Bench:
         self.seed_rows: tuple[int, int] = (0, 0)  # its catalogue images, queries
         self.photo_bytes: list[bytes] = [p.read_bytes() for p, *_ in self.data.photos[:400]]
         self.parts: list[str] = ([p.strip() for p in args.only.split(",")] if args.only else
-                                 ["seed", "search", "ingest", "verify", "store"])
+                                 ["seed", "search", "ingest", "verify", "discovery", "store"])
         # The ingest section's catalogue (and its service, when left running) for verify.
         self.ingest_catalogue: verify.Catalogue | None = None
 
@@ -162,6 +162,8 @@ class Bench:
                 self.section("ingest", ingest.run)
             if "verify" in parts:
                 self.section("verify", verify.run)
+            if "discovery" in parts:
+                self.section("discovery", discovery.run)
             if "store" in parts:
                 self.section("vector store", vectors.run)
         finally:
@@ -185,7 +187,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="GroceryStoreDataset dev folder (default %(default)s)")
     ap.add_argument("--sizes", help="catalogue sizes for Search, comma-separated "
                                     "(default 10000,100000; quick 1000,20000)")
-    ap.add_argument("--only", help="comma-separated subset of seed,search,ingest,verify,store "
+    ap.add_argument("--only", help="comma-separated subset of seed,search,ingest,verify,"
+                                   "discovery,store "
                                    "(the forward pass always runs: it is the baseline)")
     ap.add_argument("--store-sizes", help="sizes for the vector store rows (default 100000 "
                                           "and 1000000; quick 5000)")
