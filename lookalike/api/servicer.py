@@ -95,6 +95,9 @@ class LookalikeServicer(DiscoveryRpcs, ProductRpcs, CopyRpcs, pb_grpc.LookalikeS
         categories, labels = list(request.filter.categories), list(request.filter.labels)
         check_filter(categories, labels)
         product_set = check_product_set(request.product_set)
+        # Filters ignore case: the spellings stored in this set.
+        categories = self.store.resolve(product_set, "category", categories)
+        labels = self.store.resolve(product_set, "labels", labels)
         if request.verify and request.verify not in _VERIFY_MODES:
             raise InvalidArgument(f"verify is {request.verify}; one of AUTO, OFF, ON or unset")
         mode = _VERIFY_MODES.get(request.verify) or self.settings.verify
@@ -114,9 +117,7 @@ class LookalikeServicer(DiscoveryRpcs, ProductRpcs, CopyRpcs, pb_grpc.LookalikeS
                 raise ImageRejected("empty image: 0 bytes, and no text: send a photo, words to "
                                     "find (text), or both")
             with stage("search"):  # a text search: nothing to decode or embed
-                matches = self.store.search_text(
-                    text, top_k, self.store.resolve(product_set, "category", categories),
-                    self.store.resolve(product_set, "labels", labels), product_set)
+                matches = self.store.search_text(text, top_k, categories, labels, product_set)
             return pb.SearchResponse(
                 matches=[_match(m, Ranked(i, Evidence()), 1.0) for i, m in enumerate(matches)],
                 model=self.embedder.model_id, server_ms=(time.perf_counter() - started) * 1000,
@@ -145,17 +146,13 @@ class LookalikeServicer(DiscoveryRpcs, ProductRpcs, CopyRpcs, pb_grpc.LookalikeS
         shortlist = top_k if mode == "off" else max(top_k, self.settings.shortlist)
         with stage("search"):
             if text:  # the photo's and the words' rankings fused by the engine (RRF)
-                matches = self.store.search_hybrid(
-                    vectors, text, top_k, self.store.resolve(product_set, "category", categories),
-                    self.store.resolve(product_set, "labels", labels), request.min_score or None,
-                    product_set)
+                matches = self.store.search_hybrid(vectors, text, top_k, categories, labels,
+                                                   request.min_score or None, product_set)
             else:
                 matches = self.store.search_views(
                     vectors,
                     max(shortlist, self.settings.object_shortlist if request.per_object else 0),
-                    self.store.resolve(product_set, "category", categories),
-                    self.store.resolve(product_set, "labels", labels), request.min_score or None,
-                    product_set)
+                    categories, labels, request.min_score or None, product_set)
         ranked = [Ranked(i, Evidence()) for i in range(min(len(matches), shortlist))]
         objects: list[Found] = []
         if features is not None and matches:
