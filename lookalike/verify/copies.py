@@ -35,14 +35,12 @@ AFFINE_PX = 3.0          # RANSAC inlier distance of the affine map, query pixel
 MAX_ANISOTROPY = 2.0     # the map's singular values within 2x (resizing may change the aspect)
 # The rule: a copy when score = log2(affine inliers) - RESIDUAL_WEIGHT * residual >= THRESHOLD
 # (the residual in the coarser image's pixels, see CopyFit.residual_px), at least MIN_AFFINE
-# inliers and a proper map. Calibrated in process (every catalogue image a candidate) on the
-# edits `lookalike eval-copies ../shared/data/smvs_dvd_dev ../shared/data/grocerystore_dev`
-# generates (seed 0, 810 copies) and 1,000 photos (the 200 DVD ones, 800 grocery ones drawn
-# with seed 0): recall 0.991 (DVD covers) and 0.850 (grocery, 198 px catalogue images);
-# precision against photos of OTHER products 0.998 / 0.990. Photos of the SAME product (a
-# hand-held photo of the DVD cover, a store photo of the carton) are called copies for 57 of
-# 192 and 45 of 251: precision 0.885 / 0.864 when they count as negatives. A stricter rule
-# (weight 4, threshold 5.0) refuses nearly all of them at recall 0.91 / 0.58 (docs/copies.md).
+# inliers and a proper map. Chosen in process (every catalogue image a candidate) on the
+# edits `lookalike eval-copies` generates (seed 0, 810 copies) and dev photos. Through the
+# service (`lookalike eval-copies ../shared/data/smvs_dvd_dev ../shared/data/grocerystore_dev
+# --photos 500`): recall 0.978 (DVD covers) / 0.817 (grocery, 198 px catalogue images),
+# precision against photos of OTHER products 0.998 / 0.977; photos of the SAME product are
+# called copies for 46 of 145 / 13 of 153 (docs/copies.md).
 MIN_AFFINE = 8
 RESIDUAL_WEIGHT = 3.0
 THRESHOLD = 3.25
