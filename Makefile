@@ -20,9 +20,11 @@ redis: install
 run: install redis
 	$(VENV)/bin/lookalike demo --workdir demo-output
 
-## All-in-one service on localhost:50051 (embedded store + worker), no authentication.
+## All-in-one service on localhost:50051 (embedded store + worker), no authentication;
+## the web page and HTTP/JSON API on http://127.0.0.1:8080/.
 serve: install redis
-	LOOKALIKE_AUTH=none LOOKALIKE_LISTEN=127.0.0.1:50051 $(VENV)/bin/lookalike serve
+	LOOKALIKE_AUTH=none LOOKALIKE_LISTEN=127.0.0.1:50051 LOOKALIKE_HTTP_LISTEN=127.0.0.1:8080 \
+		$(VENV)/bin/lookalike serve
 
 ## Recall on the GroceryStoreDataset benchmark next to this repo.
 eval: install redis
@@ -47,8 +49,9 @@ unseen: install
 bench: install redis
 	$(PY) bench/run.py $(BENCH_ARGS)
 
-## Import contracts (pyproject [tool.importlinter]), then the tests.
+## Import contracts (pyproject [tool.importlinter]), then the tests (Chromium for the page's).
 test: install redis
+	scripts/ensure-chromium
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest
 

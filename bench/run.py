@@ -33,6 +33,8 @@ next to the job (these machines are noisy: absolute times are for orientation on
    searched one in flight with verify="off" and verify="auto", server-side p50/p99; ratios
    p50 / bare batch-1 forward (interleaved as in 2), p99 / p50. And the packed catalogue
    local features per image (what the worker stores at ingest) against 32 KB.
+8. (bench/web.py) Search by photo through the HTTP/JSON gateway against the same call over gRPC,
+   alternately on one service: client wall p50 of each and their ratio.
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-from bench import discovery, forward, ingest, search, seed, vectors, verify  # noqa: E402
+from bench import discovery, forward, ingest, search, seed, vectors, verify, web  # noqa: E402
 from bench.common import DEFAULT_DATA, T0, git_rev, load_data, log  # noqa: E402
 from bench.forward import Model  # noqa: E402
 from bench.report import Results, print_table, write_json  # noqa: E402
@@ -113,7 +115,8 @@ class Bench:
         self.seed_rows: tuple[int, int] = (0, 0)  # its catalogue images, queries
         self.photo_bytes: list[bytes] = [p.read_bytes() for p, *_ in self.data.photos[:400]]
         self.parts: list[str] = ([p.strip() for p in args.only.split(",")] if args.only else
-                                 ["seed", "search", "ingest", "verify", "discovery", "store"])
+                                 ["seed", "search", "ingest", "verify", "discovery", "web",
+                                  "store"])
         # The ingest section's catalogue (and its service, when left running) for verify.
         self.ingest_catalogue: verify.Catalogue | None = None
 
@@ -164,6 +167,8 @@ class Bench:
                 self.section("verify", verify.run)
             if "discovery" in parts:
                 self.section("discovery", discovery.run)
+            if "web" in parts:
+                self.section("web", web.run)
             if "store" in parts:
                 self.section("vector store", vectors.run)
         finally:
@@ -188,7 +193,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--sizes", help="catalogue sizes for Search, comma-separated "
                                     "(default 10000,100000; quick 1000,20000)")
     ap.add_argument("--only", help="comma-separated subset of seed,search,ingest,verify,"
-                                   "discovery,store "
+                                   "discovery,web,store "
                                    "(the forward pass always runs: it is the baseline)")
     ap.add_argument("--store-sizes", help="sizes for the vector store rows (default 100000 "
                                           "and 1000000; quick 5000)")

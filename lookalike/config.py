@@ -57,6 +57,11 @@ class Settings(BaseSettings):
     stream_lifetime_s: float = 60.0
     # Server reflection (grpcurl without the proto); needs a read key when keys are on.
     reflection: bool = True
+    # HTTP/JSON gateway and the web page (lookalike/web), in front of the gRPC service: where
+    # `lookalike serve` also serves it (empty: off; `make serve` sets 127.0.0.1:8080), and the
+    # origins other sites may call it from (comma-separated; empty: no CORS headers).
+    http_listen: str = ""
+    http_cors_origins: str = ""
     # Request size limits, checked per method before a request is parsed: one search photo;
     # one SubmitIngest batch (also the gRPC message limit) and its items.
     max_search_bytes: int = 16 * 1024 * 1024
@@ -169,6 +174,10 @@ class Settings(BaseSettings):
     @property
     def write_key_list(self) -> list[str]:
         return self._split(self.write_keys)
+
+    @property
+    def http_cors_origin_list(self) -> list[str]:
+        return self._split(self.http_cors_origins)
 
     @property
     def ingest_root_list(self) -> list[Path]:

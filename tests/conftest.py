@@ -90,3 +90,36 @@ def grocery() -> Path:
     if not (SHARED_BENCH / "gallery.csv").is_file():
         pytest.skip(f"GroceryStoreDataset benchmark not found at {SHARED_BENCH}")
     return SHARED_BENCH
+
+
+@dataclass(frozen=True)
+class Web:
+    url: str  # the HTTP gateway and page, http://127.0.0.1:PORT
+    target: str  # its gRPC service
+    read_key: str
+    write_key: str
+    sample: Path
+
+
+@pytest.fixture(scope="session")
+def web(tmp_path_factory: pytest.TempPathFactory, service_env: dict[str, str],
+        sample: Path) -> Iterator[Web]:
+    """One all-in-one service with API keys and the HTTP gateway on (LOOKALIKE_HTTP_LISTEN),
+    the sample catalogue ingested, its folder an ingest root (thumbnails): tests/test_web.py
+    and tests/test_browser.py share it."""
+    from lookalike.tools import bulk
+    from lookalike.tools.catalogue import read_catalogue
+
+    read_key, write_key = uuid.uuid4().hex, uuid.uuid4().hex
+    http = f"127.0.0.1:{free_port()}"
+    env = {**service_env, "LOOKALIKE_HTTP_LISTEN": http, "LOOKALIKE_INGEST_ROOTS": str(sample),
+           "LOOKALIKE_AUTH": "keys", "LOOKALIKE_READ_KEYS": read_key,
+           "LOOKALIKE_WRITE_KEYS": write_key}
+    proc, target = start_service(tmp_path_factory.mktemp("web-service"), env=env)
+    try:
+        with Client(target, api_key=write_key) as c:
+            outcome = bulk.ingest(c, read_catalogue(sample / "catalogue.csv"))
+        assert not outcome.failures, outcome.failures
+        yield Web(f"http://{http}", target, read_key, write_key, sample)
+    finally:
+        stop(proc)

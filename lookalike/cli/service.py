@@ -24,7 +24,8 @@ def serve(
         help="also run the ingest worker in this process (default: when the store is embedded)",
     )] = None,
 ) -> None:
-    """Run the gRPC query service (with the embedded store: worker included)."""
+    """Run the gRPC query service (with the embedded store: worker included), and the HTTP
+    gateway with the web page beside it when LOOKALIKE_HTTP_LISTEN is set."""
     from lookalike.config import ConfigError
     from lookalike.store import ModelMismatch, StoreLocked
 
@@ -33,12 +34,20 @@ def serve(
         from lookalike_services.embedded import main
     else:
         from lookalike_services.query.main import main
+    gateway = None
     try:
+        if get_settings().http_listen:  # uvicorn in a thread; /healthz says when gRPC serves
+            from lookalike.web.runner import beside_grpc
+
+            gateway = beside_grpc(get_settings())
         main()
     except ConfigError as exc:
         raise fail(str(exc), ExitCode.USAGE) from None
     except (StoreLocked, ModelMismatch) as exc:  # names the holder / the model to set
         raise fail(str(exc), ExitCode.REFUSED) from None
+    finally:
+        if gateway:
+            gateway.stop()
 
 
 @app.command()
