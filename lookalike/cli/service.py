@@ -40,6 +40,7 @@ def serve(
             from lookalike.web.runner import beside_grpc
 
             gateway = beside_grpc(get_settings())
+            console.print(f"web page and HTTP API: http://{gateway.address}/", highlight=False)
         main()
     except ConfigError as exc:
         raise fail(str(exc), ExitCode.USAGE) from None
