@@ -2,8 +2,9 @@
 # lookalike images, one per service, from the repo root:
 #   docker build --target query  -t lookalike-query .    # gRPC API (python -m lookalike_services.query)
 #   docker build --target worker -t lookalike-worker .   # Celery ingest worker (python -m lookalike_services.worker)
-# Both targets build on the stage "base" (dependencies, package, converted weights), so the
-# second one reuses every layer of the first from the build cache.
+#   docker build --target web    -t lookalike-web .      # HTTP/JSON gateway + web page (lookalike web)
+# All targets build on the stage "base" (dependencies, package, converted weights), so the
+# others reuse every layer of the first from the build cache.
 FROM python:3.11-slim AS base
 
 # Runs with a read-only root filesystem (compose read_only, Kubernetes readOnlyRootFilesystem):
@@ -61,3 +62,16 @@ EXPOSE 9464
 HEALTHCHECK --interval=60s --timeout=30s --start-period=120s --retries=5 \
     CMD ["lookalike", "worker-health"]
 CMD ["python", "-m", "lookalike_services.worker"]
+
+
+FROM base AS web
+# The HTTP/JSON gateway and the web page (`lookalike web`) in front of the gRPC query service
+# at LOOKALIKE_SERVER (compose: query:50051; Kubernetes: the lookalike-query Service). It
+# holds no API keys: callers send theirs (x-api-key), and it forwards them on each call.
+ENV LOOKALIKE_HTTP_LISTEN=0.0.0.0:8080
+EXPOSE 8080
+# GET /healthz (urllib: the image has no curl): 200 when the gateway is up and the gRPC
+# service answers SERVING.
+HEALTHCHECK --interval=30s --timeout=10s --start-period=20s --retries=3 \
+    CMD ["lookalike", "web-health"]
+CMD ["lookalike", "web"]

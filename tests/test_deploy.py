@@ -9,6 +9,9 @@
   lookalike/config.py only);
 - the Dockerfile's targets exist, and every command (CMD, compose, Kubernetes, health checks,
   probes) names a real module or `lookalike` subcommand;
+- the web gateway (target `web`): HTTP probes on /healthz, loopback-only in compose, no keys
+  or store credentials, reaches the query service's gRPC port (TLS when it has TLS) and
+  neither Redis nor Qdrant;
 - security and data: ports published on loopback, secrets never inline, API keys and Redis'
   password required, non-root read-only containers, NetworkPolicies, TLS in production,
   persistent Redis, replicated Qdrant; and the wiring between the pieces (ports, queue, Redis);
@@ -62,8 +65,11 @@ DASHBOARD = DEPLOY / "grafana" / "lookalike.json"
 # newest schema set kubernetes-validate bundles (added at run time).
 K8S_MIN_VERSION = "1.30.0"
 NAMESPACE = "lookalike"
-# Our two services: Dockerfile target -> Kubernetes Deployment (and image name).
-TARGETS = {"query": "lookalike-query", "worker": "lookalike-worker"}
+# Our services: Dockerfile target -> Kubernetes Deployment (and image name).
+TARGETS = {"query": "lookalike-query", "worker": "lookalike-worker", "web": "lookalike-web"}
+# The ones that use Redis and Qdrant and serve metrics; web, the HTTP/JSON gateway, is only a
+# client of the query service's gRPC port and holds no keys.
+BACKENDS = ("query", "worker")
 CONFIG, KEYS_SECRET = "lookalike-config", "lookalike-keys"
 # Env vars our containers get that are no Settings: TensorFlow reads them (thread pools), and
 # the manifests must take them from the container's CPU limit.
@@ -72,7 +78,12 @@ RUNTIME_ENV = {"TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"}
 SECRET_NAME = re.compile(r"(_KEYS|API_KEY|PASSWORD)$")
 HEALTH = ["lookalike", "health"]
 WORKER_HEALTH = ["lookalike", "worker-health"]
-HEALTH_OF = {"query": HEALTH, "worker": WORKER_HEALTH}
+WEB_HEALTH = ["lookalike", "web-health"]
+HEALTH_OF = {"query": HEALTH, "worker": WORKER_HEALTH, "web": WEB_HEALTH}
+CMD_OF = {"query": ["python", "-m", "lookalike_services.query"],
+          "worker": ["python", "-m", "lookalike_services.worker"], "web": ["lookalike", "web"]}
+# The gateway's health endpoint (the Kubernetes readiness probe; `lookalike web-health` asks it).
+HEALTHZ = "/healthz"
 # `${NAME}`, `${NAME:-default}`, `${NAME-default}`, `${NAME:?message}`, `${NAME?message}`.
 INTERPOLATION = re.compile(
     r"^\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}$"
@@ -236,7 +247,7 @@ def check_dockerfile_targets(text: str) -> None:
         instrs = target_instructions(text, target)
         command = exec_form(last(instrs, "CMD"))
         assert_real_command(command, f"Dockerfile {target} CMD")
-        assert command == ["python", "-m", f"lookalike_services.{target}"], f"{target}: {command}"
+        assert command == CMD_OF[target], f"{target}: {command}"
         health = exec_form(last(instrs, "HEALTHCHECK"))
         assert health == HEALTH_OF[target], f"Dockerfile {target} HEALTHCHECK: {health}"
         assert_real_command(health, f"Dockerfile {target} HEALTHCHECK")
@@ -280,10 +291,22 @@ def check_dockerfile_base_stage(text: str) -> None:
     assert {k for k in env if k.startswith("LOOKALIKE_")} - set(settings) <= read, env
 
 
+def image_settings(text: str, target: str) -> Settings:
+    """The Settings a target's image gives its containers (its ENV; the rest are defaults)."""
+    env = dockerfile_env(target_instructions(text, target))
+    return settings_from({k: v for k, v in env.items() if k in settings_env_names()})
+
+
 def check_dockerfile_ports(text: str) -> None:
-    query, worker = (exposed(target_instructions(text, t)) for t in ("query", "worker"))
+    query, worker, web = (exposed(target_instructions(text, t)) for t in ("query", "worker", "web"))
     assert {port_of(default("listen")), default("metrics_port")} <= query, f"query EXPOSE {query}"
     assert default("metrics_port") in worker, f"worker EXPOSE {worker}"
+    # The gateway listens on every interface of its container, on the port it EXPOSEs.
+    own_env = dockerfile_env(dockerfile_stages(text)["web"][1])
+    assert_settings({k: v for k, v in own_env.items() if k in settings_env_names()}, "Dockerfile web ENV")
+    listen = image_settings(text, "web").http_listen
+    assert listen.rpartition(":")[0] in ("0.0.0.0", "[::]"), f"web listens on {listen!r}"
+    assert port_of(listen) in web, f"web EXPOSE {web}: not {listen}"
 
 
 def test_dockerfile_targets_and_commands() -> None:
@@ -380,12 +403,22 @@ def check_compose_builds(data: dict) -> None:
 
 
 def check_compose_env(data: dict) -> None:
-    for target, svc in own_services(data).items():
+    own = own_services(data)
+    for target, svc in own.items():
         settings = compose_settings(svc, f"compose {target}")
+        if target not in BACKENDS:
+            continue
         # A Qdrant server and the compose Redis: never the embedded store.
         for url in (settings.qdrant_url, settings.redis_url):
             assert urlparse(url).hostname in data["services"], f"compose {target}: {url}"
-    queues = {compose_env(svc)["LOOKALIKE_QUEUE"] for svc in own_services(data).values()}
+    # The gateway dials the query service's gRPC port, by its compose name.
+    web = compose_settings(own["web"], "compose web")
+    query = compose_settings(own["query"], "compose query")
+    host, _, port = web.server.rpartition(":")
+    assert (host, int(port)) == (next(n for n, s in data["services"].items() if s is own["query"]),
+                                 port_of(query.listen)), f"compose web: LOOKALIKE_SERVER {web.server}"
+    assert "query" in (own["web"].get("depends_on") or {}), "compose web: waits on query"
+    queues = {compose_env(own[t])["LOOKALIKE_QUEUE"] for t in BACKENDS}
     assert len(queues) == 1, f"compose: the query service and the workers use other queues {queues}"
 
 
@@ -404,6 +437,10 @@ def check_compose_secrets_required(data: dict) -> None:
             assert m and m["op"] == ":?", f"compose {name}: {var} must be ${{NAME:?message}}"
     assert not {"LOOKALIKE_WRITE_KEYS", "LOOKALIKE_READ_KEYS"} & set(compose_env(own["worker"])), (
         "compose worker: workers need no API keys")
+    # The gateway forwards its callers' keys: it holds none, nor the store's credentials.
+    held = {v for v in compose_env(own["web"]) if SECRET_NAME.search(v) or v in (
+        "REDIS_URL", "QDRANT_URL")}
+    assert not held, f"compose web holds no API keys or store credentials: {held}"
     broker = compose_env(data["services"]["flower"])["CELERY_BROKER_URL"] or ""
     assert "${REDIS_PASSWORD:?" in broker, "compose flower: the broker URL needs the password"
 
@@ -424,6 +461,9 @@ def check_compose_ports_on_loopback(data: dict) -> None:
             assert host == "127.0.0.1" or (m and m["arg"] == "127.0.0.1"), (
                 f"compose {name}: port {mapping} is published on every interface")
     assert "ports" not in own_services(data)["worker"], "workers scale: no host ports"
+    # Plain HTTP with API keys in every request: loopback, whatever PUBLISH_ADDRESS says.
+    for mapping in own_services(data)["web"].get("ports", []):
+        assert str(mapping).startswith("127.0.0.1:"), f"compose web: {mapping}: loopback only"
 
 
 def check_compose_hardened(data: dict) -> None:
@@ -456,6 +496,9 @@ def check_compose_ports_and_monitoring(data: dict) -> None:
     query = compose_settings(own["query"], "compose query")
     published = {int(str(p).rsplit(":", 1)[-1]) for p in own["query"]["ports"]}
     assert {port_of(query.listen), query.metrics_port} <= published, published
+    web = image_settings(DOCKERFILE.read_text(), "web")
+    assert port_of(web.http_listen) in {int(str(p).rsplit(":", 1)[-1]) for p in own["web"]["ports"]}, (
+        "compose web: the gateway's port is not published")
     worker = compose_settings(own["worker"], "compose worker")
     assert worker.metrics_port in {int(p) for p in own["worker"]["expose"]}, "worker metrics not exposed"
     jobs = _load(PROMETHEUS_CONFIG)["scrape_configs"]
@@ -477,6 +520,11 @@ def check_compose_tls(override: dict) -> None:
     targets = [re.search(r":(/[^:]+)", str(v))[1] for v in query["volumes"]]
     for var in ("LOOKALIKE_TLS_CERT", "LOOKALIKE_TLS_KEY", "LOOKALIKE_TLS_CA"):
         assert any((env.get(var) or "").startswith(t + "/") for t in targets), f"{var} unmounted"
+    # The gateway dials the query service: with TLS there, it must trust the CA.
+    web = override["services"].get("web", {})
+    web_targets = [re.search(r":(/[^:]+)", str(v))[1] for v in web.get("volumes", [])]
+    ca = compose_env(web).get("LOOKALIKE_TLS_CA") or ""
+    assert any(ca.startswith(t + "/") for t in web_targets), "web: LOOKALIKE_TLS_CA unmounted"
 
 
 def test_compose_services_build_the_dockerfile_targets() -> None:
@@ -614,10 +662,13 @@ def configmap(objs: list[dict]) -> dict[str, str]:
 
 
 def effective_settings(objs: list[dict], target: str) -> Settings:
-    """What a container's Settings are: the ConfigMap and its literal env values."""
+    """What a container's Settings are: its image's ENV, the ConfigMap and its literal env
+    values."""
     literal = {e["name"]: e["value"] for e in container(own(objs)[target]).get("env", [])
                if "value" in e}
-    return settings_from({**configmap(objs), **literal})
+    image = dockerfile_env(target_instructions(DOCKERFILE.read_text(), target))
+    image = {k: v for k, v in image.items() if k in settings_env_names()}
+    return settings_from({**image, **configmap(objs), **literal})
 
 
 def named_port(c: dict, name: str) -> int:
@@ -663,7 +714,8 @@ def check_k8s_env(objs: list[dict]) -> None:
             if "value" in e:
                 assert_settings({e["name"]: e["value"]}, where)
         settings = effective_settings(objs, target)
-        assert settings.qdrant_url and not settings.embedded, f"{where}: a Qdrant server"
+        if target in BACKENDS:
+            assert settings.qdrant_url and not settings.embedded, f"{where}: a Qdrant server"
 
 
 def check_k8s_commands_and_probes(objs: list[dict]) -> None:
@@ -681,6 +733,17 @@ def check_k8s_commands_and_probes(objs: list[dict]) -> None:
         grpc = target == "query" and not effective_settings(objs, target).tls_cert
         probes = [p for p in ("startupProbe", "readinessProbe", "livenessProbe") if p in c]
         assert "livenessProbe" in probes, f"{target}: no liveness probe"
+        if target == "web":
+            # HTTP probes on the gateway's port: ready on /healthz (the query service answers
+            # SERVING); alive when it answers at all (a query outage restarts no gateway).
+            assert "readinessProbe" in probes, "web: no readiness probe"
+            http = port_of(effective_settings(objs, target).http_listen)
+            assert named_port(c, "http") == http, f"web: port http is not {http}"
+            for probe in probes:
+                get = c[probe].get("httpGet", {})
+                assert get.get("port") in ("http", http), f"web {probe}: not the http port"
+            assert c["readinessProbe"]["httpGet"]["path"] == HEALTHZ, f"web readinessProbe: not {HEALTHZ}"
+            continue
         for probe in probes:
             if grpc:
                 assert c[probe].get("grpc", {}).get("port") == named_port(c, "grpc"), probe
@@ -690,7 +753,8 @@ def check_k8s_commands_and_probes(objs: list[dict]) -> None:
 
 
 def check_k8s_ports(objs: list[dict]) -> None:
-    for target, dep in own(objs).items():
+    for target in BACKENDS:
+        dep = own(objs)[target]
         settings = effective_settings(objs, target)
         c = container(dep)
         assert named_port(c, "metrics") == settings.metrics_port, target
@@ -703,6 +767,12 @@ def check_k8s_ports(objs: list[dict]) -> None:
         "labels"].items()
     for port in svc["spec"]["ports"]:
         assert named_port(query, port["targetPort"]) == port["port"], port
+    # The gateway's Service: its pods, its http port.
+    web = own(objs)["web"]
+    svc = find(objs, "Service", TARGETS["web"])
+    assert svc["spec"]["selector"].items() <= web["spec"]["template"]["metadata"]["labels"].items()
+    assert [(p["port"], named_port(container(web), p["targetPort"])) for p in svc["spec"]["ports"]] == [
+        (port_of(effective_settings(objs, "web").http_listen),) * 2], f"web Service: {svc['spec']['ports']}"
     for o in objs:
         if o["kind"] in ("ServiceMonitor", "PodMonitor"):
             endpoints = o["spec"].get("endpoints", []) + o["spec"].get("podMetricsEndpoints", [])
@@ -723,6 +793,11 @@ def check_k8s_secrets(objs: list[dict]) -> None:
     assert ref["name"] == KEYS_SECRET and not ref.get("optional"), "write keys required"
     assert not {"LOOKALIKE_WRITE_KEYS", "LOOKALIKE_READ_KEYS"} & set(
         env_of(container(own(objs)["worker"]))), "workers need no API keys"
+    # The gateway forwards its callers' keys: no Secret, no store credentials.
+    web = container(own(objs)["web"])
+    held = [e["name"] for e in web.get("env", []) if secret_ref(e) or SECRET_NAME.search(e["name"])]
+    held += [s["secretRef"]["name"] for s in web.get("envFrom", []) if "secretRef" in s]
+    assert not held, f"web holds no API keys: {held}"
 
 
 def check_k8s_pods_hardened(objs: list[dict]) -> None:
@@ -746,8 +821,44 @@ def check_k8s_pods_hardened(objs: list[dict]) -> None:
         assert tmp and "emptyDir" in volumes[tmp[0]["name"]], "/tmp: an emptyDir"
 
 
+def selects(selector: dict, labels: dict) -> bool:
+    """A label selector (matchLabels, matchExpressions) matches these labels."""
+    if not selector.get("matchLabels", {}).items() <= labels.items():
+        return False
+    ops = {"In": lambda k, v: labels.get(k) in v, "NotIn": lambda k, v: labels.get(k) not in v,
+           "Exists": lambda k, v: k in labels, "DoesNotExist": lambda k, v: k not in labels}
+    return all(ops[e["operator"]](e["key"], e.get("values", []))
+               for e in selector.get("matchExpressions", []))
+
+
+def admits(policies: list[dict], pod: dict, peer: dict | None, ports: set | None) -> bool:
+    """Some NetworkPolicy lets into pods labelled `pod` traffic from pods of this namespace
+    labelled `peer` (None: from anywhere) on one of `ports` (names or numbers; None: any)."""
+    for policy in policies:
+        if not selects(policy["spec"]["podSelector"], pod):
+            continue
+        for rule in policy["spec"].get("ingress", []):
+            rule_ports = {p.get("port") for p in rule.get("ports", [])}
+            if rule.get("ports") and ports is not None and not rule_ports & ports:
+                continue
+            if not rule.get("from"):
+                return True
+            for src in rule["from"]:
+                ns = src.get("namespaceSelector")
+                ours = ns is None or ns == {} or ns.get("matchLabels", {}).get(
+                    "kubernetes.io/metadata.name") == NAMESPACE
+                if peer is None:
+                    continue
+                if ours and "podSelector" in src and selects(src["podSelector"], peer):
+                    return True
+                if ours and "podSelector" not in src and "ipBlock" not in src:
+                    return True
+    return False
+
+
 def check_k8s_network_policies(objs: list[dict]) -> None:
-    """Nothing comes in by default; Redis only from our pods (and KEDA's operator)."""
+    """Nothing comes in by default; Redis only from our pods (and KEDA's operator); the web
+    gateway serves HTTP and reaches the query service's gRPC port, not the stores."""
     policies = [o for o in objs if o["kind"] == "NetworkPolicy"]
     assert any(p["spec"]["podSelector"] == {} and "ingress" not in p["spec"]
                and p["spec"]["policyTypes"] == ["Ingress"] for p in policies), "no default deny"
@@ -761,6 +872,15 @@ def check_k8s_network_policies(objs: list[dict]) -> None:
             for peer in rule["from"]:
                 assert peer.get("podSelector") or peer.get("namespaceSelector", {}).get(
                     "matchLabels"), f"{policy['metadata']['name']}: Redis open to a namespace"
+    labels = {t: dep["spec"]["template"]["metadata"]["labels"] for t, dep in own(objs).items()}
+    web = container(own(objs)["web"])
+    assert admits(policies, labels["web"], None, {"http", named_port(web, "http")}), (
+        "web: HTTP not let in")
+    grpc = named_port(container(own(objs)["query"]), "grpc")
+    assert admits(policies, labels["query"], labels["web"], {"grpc", grpc}), (
+        "web cannot reach the query service's gRPC port")
+    for name, store in (("Redis", redis), ("Qdrant", {"app.kubernetes.io/name": "qdrant"})):
+        assert not admits(policies, store, labels["web"], None), f"web reaches {name}"
 
 
 def check_k8s_redis(objs: list[dict]) -> None:
@@ -773,7 +893,7 @@ def check_k8s_redis(objs: list[dict]) -> None:
     claims = {t["metadata"]["name"] for t in sts["spec"]["volumeClaimTemplates"]}
     data = [m["name"] for m in container(sts)["volumeMounts"] if m["mountPath"] == "/data"]
     assert data and data[0] in claims, "Redis' /data on a PersistentVolumeClaim"
-    for workload in [sts, *own(objs).values()]:
+    for workload in [sts, *(own(objs)[t] for t in BACKENDS)]:
         ref = secret_ref(env_of(container(workload)).get("REDIS_PASSWORD", {}))
         assert (ref.get("name"), ref.get("key")) == (KEYS_SECRET, "REDIS_PASSWORD") and not ref.get(
             "optional"), f"{workload['metadata']['name']}: REDIS_PASSWORD from the Secret"
@@ -804,6 +924,13 @@ def check_k8s_tls(objs: list[dict]) -> None:
         assert c[probe].get("exec", {}).get("command") == HEALTH, f"{probe}: native gRPC probes cannot TLS"
     grpc = [p for p in find(objs, "Service", TARGETS["query"])["spec"]["ports"] if p["name"] == "grpc"]
     assert grpc[0].get("appProtocol") != "kubernetes.io/h2c", "TLS behind an h2c (cleartext) port"
+    # The gateway dials the query service over TLS, trusting the CA mounted from a Secret.
+    web = own(objs)["web"]
+    ca = env_of(container(web)).get("LOOKALIKE_TLS_CA", {}).get("value", "")
+    mounts = {m["mountPath"]: m["name"] for m in container(web).get("volumeMounts", [])}
+    volumes = {v["name"]: v for v in pod_spec(web)["volumes"]}
+    assert "secret" in volumes.get(mounts.get(ca.rsplit("/", 1)[0], ""), {}), (
+        "web dials the TLS query service without LOOKALIKE_TLS_CA")
 
 
 def check_k8s_scaling_owners(objs: list[dict]) -> None:
@@ -1076,6 +1203,54 @@ FAULTS: dict[str, tuple[Callable, str, str, Callable]] = {
     "k8s-keda-watches-another-queue": (check_k8s_keda, "production+components", "another queue",
         lambda o: find(o, "ScaledObject", TARGETS["worker"])["spec"]["triggers"][0]["metadata"].update(
             listName="celery")),
+    "dockerfile-web-healthcheck-not-web-health": (check_dockerfile_targets, "Dockerfile",
+        "web HEALTHCHECK", lambda t: t.replace('"web-health"]', '"health"]')),
+    "dockerfile-web-port-not-exposed": (check_dockerfile_ports, "Dockerfile", "web EXPOSE",
+        lambda t: t.replace("EXPOSE 8080", "EXPOSE 8081")),
+    "compose-web-published-on-0.0.0.0": (check_compose_ports_on_loopback, "compose", "every interface",
+        lambda d: svc(d, "web").update(ports=["0.0.0.0:8080:8080"])),
+    "compose-web-published-on-publish-address": (check_compose_ports_on_loopback, "compose",
+        "web: ${PUBLISH_ADDRESS:-127.0.0.1}:8080:8080: loopback only",
+        lambda d: svc(d, "web").update(ports=["${PUBLISH_ADDRESS:-127.0.0.1}:8080:8080"])),
+    "compose-web-given-api-keys": (check_compose_secrets_required, "compose", "compose web holds no API keys",
+        lambda d: svc(d, "web")["environment"].update(LOOKALIKE_API_KEY="${LOOKALIKE_API_KEY:?key}")),
+    "compose-web-dials-another-service": (check_compose_env, "compose", "LOOKALIKE_SERVER",
+        lambda d: svc(d, "web")["environment"].update(LOOKALIKE_SERVER="worker:50051")),
+    "compose-web-healthcheck-not-web-health": (check_compose_builds, "compose", "compose web healthcheck",
+        lambda d: svc(d, "web")["healthcheck"].update(test=["CMD", "lookalike", "health"])),
+    "compose-web-writable-root-fs": (check_compose_hardened, "compose", "compose web: read_only",
+        lambda d: svc(d, "web").update(read_only=False)),
+    "compose-tls-web-without-ca": (check_compose_tls, "tls.yml", "web: LOOKALIKE_TLS_CA unmounted",
+        lambda d: svc(d, "web")["environment"].pop("LOOKALIKE_TLS_CA")),
+    "k8s-web-without-readiness-probe": (check_k8s_commands_and_probes, "base", "web: no readiness probe",
+        lambda o: k8s(o, "web").pop("readinessProbe")),
+    "k8s-web-without-liveness-probe": (check_k8s_commands_and_probes, "dev", "web: no liveness probe",
+        lambda o: k8s(o, "web").pop("livenessProbe")),
+    "k8s-web-readiness-not-healthz": (check_k8s_commands_and_probes, "base", "web readinessProbe",
+        lambda o: k8s(o, "web")["readinessProbe"]["httpGet"].update(path="/")),
+    "k8s-web-probe-on-another-port": (check_k8s_commands_and_probes, "base", "web livenessProbe",
+        lambda o: k8s(o, "web")["livenessProbe"]["httpGet"].update(port=9464)),
+    "k8s-web-service-wrong-port": (check_k8s_ports, "base", "web Service",
+        lambda o: find(o, "Service", TARGETS["web"])["spec"]["ports"][0].update(port=80)),
+    "k8s-web-given-keys": (check_k8s_secrets, "base", "web holds no API keys",
+        lambda o: k8s(o, "web")["env"].append({"name": "LOOKALIKE_API_KEY", "valueFrom": {
+            "secretKeyRef": {"name": KEYS_SECRET, "key": "LOOKALIKE_WRITE_KEYS"}}})),
+    "k8s-web-may-run-as-root": (check_k8s_pods_hardened, "base", "lookalike-web: may run as root",
+        lambda o: pod_spec(own(o)["web"])["securityContext"].update(runAsNonRoot=False)),
+    "k8s-web-http-not-let-in": (check_k8s_network_policies, "base", "web: HTTP not let in",
+        lambda o: o.remove(find(o, "NetworkPolicy", TARGETS["web"]))),
+    "k8s-web-cannot-reach-query": (check_k8s_network_policies, "production", "cannot reach the query",
+        lambda o: find(o, "NetworkPolicy", TARGETS["query"])["spec"]["ingress"][0].update(
+            {"from": [{"podSelector": {"matchLabels": {"app": "ingress"}}}]})),
+    "k8s-web-reaches-redis": (check_k8s_network_policies, "base", "web reaches Redis",
+        lambda o: find(o, "NetworkPolicy", "redis")["spec"]["ingress"][0]["from"][0]["podSelector"][
+            "matchExpressions"][0]["values"].append(TARGETS["web"])),
+    "k8s-web-plaintext-to-tls-query": (check_k8s_tls, "production", "web dials the TLS query service",
+        lambda o: k8s(o, "web").update(env=[e for e in k8s(o, "web")["env"]
+                                            if e["name"] != "LOOKALIKE_TLS_CA"])),
+    "k8s-web-without-disruption-budget": (check_k8s_scaling_owners, "base",
+        "expected one PodDisruptionBudget/lookalike-web",
+        lambda o: o.remove(find(o, "PodDisruptionBudget", TARGETS["web"]))),
     "qdrant-replication-factor-1": (check_qdrant_values, "qdrant", "survive one node",
         lambda v: v["config"]["storage"]["collection"].update(replication_factor=1)),
     "dashboard-queries-unexported-metric": (check_dashboard, "dashboard", "not exported",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 # isort: off
 # Registers the commands, in the order `lookalike --help` lists them.
-from lookalike.cli import service, catalogue, products, discovery, evaluation, copies, web  # noqa: F401
+from lookalike.cli import service, catalogue, products, discovery, evaluation, copies, web, web_health  # noqa: F401
 # isort: on
 from lookalike.cli.app import app
 
