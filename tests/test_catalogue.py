@@ -236,3 +236,19 @@ def test_check_finds_missing_files_folders_and_non_images(tmp_path: Path) -> Non
     assert reasons["c.csv:5"].startswith("a folder, not an image")
     assert reasons["c.csv:7"] == "image_uri is empty"
     assert checked.notes == ["1 URLs not fetched: the service fetches them at ingest"]
+
+
+def test_a_benchmark_folder_takes_its_products_file_and_titles_from_ids(tmp_path: Path) -> None:
+    """gallery.csv + gallery/ (+ products.csv, as GroceryStoreDataset has): fields the gallery
+    leaves empty come from products.csv, a title from the product id when none is given."""
+    (tmp_path / "gallery").mkdir()
+    (tmp_path / "gallery.csv").write_text("gallery_file,product_id,category\n"
+                                          "g1.jpg,Oatly-Oat-Milk,Oat-Milk\ng2.jpg,red_apple,\n")
+    (tmp_path / "products.csv").write_text(
+        "product_id,category,top_category,description\n"
+        "Oatly-Oat-Milk,Milk,Dairy,An oat drink.\nred_apple,Apple,Fruit,Crisp.\n")
+    oat, apple = read_catalogue(tmp_path)
+    assert (oat.title, oat.category, oat.description) == ("Oatly Oat Milk", "Oat-Milk",
+                                                          "An oat drink.")
+    assert (apple.title, apple.category, apple.description) == ("red apple", "Apple", "Crisp.")
+    assert any("top_category" in w for w in read_catalogue(tmp_path).warnings)

@@ -97,15 +97,16 @@ def read_catalogue(path: Path, product_set: str = "") -> Catalogue:
     """The catalogue at `path`; `product_set`: the set of the rows that name none."""
     # The readers build on the types above: imported here, not at the top.
     from lookalike.tools.catalogue_csv import read_csv
-    from lookalike.tools.catalogue_folder import read_folder
+    from lookalike.tools.catalogue_folder import read_folder, with_records
 
     path = Path(path)
     if reason := set_name_problem(product_set):
         raise CatalogueError(f"product set {reason}")
     if path.is_file():
         return read_csv(path, product_set=product_set)
-    if (path / "gallery.csv").is_file():  # benchmark layout: gallery.csv + gallery/
-        return read_csv(path / "gallery.csv", base=path / "gallery", product_set=product_set)
+    if (path / "gallery.csv").is_file():  # benchmark layout: gallery.csv + gallery/ (+ products.csv)
+        return with_records(read_csv(path / "gallery.csv", base=path / "gallery",
+                                     product_set=product_set), path)
     if path.is_dir():
         return read_folder(path, product_set=product_set)
     raise CatalogueError(f"no catalogue at {path}: give a CSV file or a folder")

@@ -11,6 +11,8 @@ left out would be found only in search results.
 from __future__ import annotations
 
 import json
+import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +68,21 @@ def read_folder(root: Path, product_set: str = "") -> Catalogue:
         warnings.append(f"{sidecar}: {len(records):,} products have no folder (ignored): "
                         f"{', '.join(map(repr, list(records)[:5]))}")
     return assemble(drafts, problems, warnings)
+
+
+def with_records(catalogue: Catalogue, root: Path) -> Catalogue:
+    """A benchmark folder's gallery.csv completed from the folder's products.csv/.json: the
+    fields its rows leave empty, and a title from the product id when none is given."""
+    warnings = list(catalogue.warnings)
+    records, _ = _sidecar(root, warnings)
+    entries = []
+    for entry in catalogue:
+        given = {name: getattr(entry, name) for name in ("category", "title", "labels",
+                                                        "description") if getattr(entry, name)}
+        record = {"title": re.sub(r"[-_]+", " ", entry.product_id).strip(),
+                  **records.get(entry.product_id, {}), **given}
+        entries.append(replace(entry, **record))
+    return Catalogue(entries, catalogue.problems, warnings)
 
 
 def _sidecar(root: Path, warnings: list[str]) -> tuple[dict[str, Record], str]:
