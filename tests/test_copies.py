@@ -81,3 +81,20 @@ def test_a_bad_image_or_set_name_is_invalid_argument(client: Client, catalogue) 
         with pytest.raises(grpc.RpcError) as err:
             client.detect_copy(image, product_set)
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT, err.value.details()
+
+
+def test_the_decision_weighs_the_global_vector_with_the_keypoints() -> None:
+    """A geometric copy needs a plausible global cosine; a near-identical global vector is a
+    copy even when small images leave too few keypoints."""
+    from lookalike.verify.copies import CopyFit, decide
+
+    strong = CopyFit(index=1, mirrored=False, pairs=60, affine=50, residual=0.2, coverage=0.8,
+                     scale=1.0, proper=True)
+    assert strong.is_copy
+    assert decide(strong, [0.7, 0.6])[:2] == (1, True)
+    assert decide(strong, [0.45, 0.3])[:2] == (1, False)  # a shared pattern, not the picture
+    weak = CopyFit(index=0, mirrored=False, pairs=6, affine=5, residual=2.0, proper=True)
+    assert not weak.is_copy
+    index, is_copy, confidence = decide(weak, [0.97, 0.5])
+    assert (index, is_copy) == (0, True) and 0.77 <= confidence <= 0.99
+    assert decide(weak, [0.8, 0.5])[1] is False and decide(None, [])[1] is False

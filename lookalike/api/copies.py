@@ -23,7 +23,7 @@ from lookalike.model.batcher import QueryBatcher
 from lookalike.observability import stage
 from lookalike.store import CatalogueStore
 from lookalike.v1 import lookalike_pb2 as pb
-from lookalike.verify.copies import CopyFit, best_fit, mirror
+from lookalike.verify.copies import CopyFit, best_fit, decide, mirror
 from lookalike.verify.geometry import VerifyParams
 from lookalike.verify.rerank import StageTwo, unpack_all
 
@@ -66,17 +66,19 @@ class CopyRpcs:
             with stage("verify"):
                 fit = best_fit(query, flipped, unpack_all(self.store.local_features(matches)),
                                VerifyParams(min_inliers=stage_two.min_inliers))
+        index, is_copy, confidence = decide(fit, [m.score for m in matches])
+        same = fit is not None and fit.index == index  # the keypoint evidence is this one's
         original = None
-        if fit is not None:
-            m = matches[fit.index]
+        if matches:
+            m = matches[index]
             original = pb.Match(product_id=m.product_id, score=m.score, image_id=m.image_id,
                                 category=m.category, title=m.title, labels=m.labels,
-                                source=m.source, description=m.description, inliers=fit.affine,
-                                verified=fit.is_copy, stage1_rank=fit.index + 1)
+                                source=m.source, description=m.description,
+                                inliers=fit.affine if same else 0, verified=is_copy,
+                                stage1_rank=index + 1)
         return pb.DetectCopyResponse(
-            is_copy=fit is not None and fit.is_copy,
-            confidence=fit.confidence if fit is not None else 0.0,
-            original=original, inliers=fit.affine if fit is not None else 0,
-            coverage=fit.coverage if fit is not None and fit.is_copy else 0.0,
+            is_copy=is_copy, confidence=confidence, original=original,
+            inliers=fit.affine if same else 0,
+            coverage=fit.coverage if same and is_copy else 0.0,
             model=self.embedder.model_id,
             server_ms=(time.perf_counter() - started) * 1000)

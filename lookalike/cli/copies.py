@@ -114,4 +114,8 @@ def evaluate_copies(
             f"{s['precision_other_only']:.4f} (other products only)"))
     console.print(f"server ms p50 {summary['server_ms_p50']:.0f}, p99 {summary['server_ms_p99']:.0f}")
     if json_out:
-        json_out.write_text(json.dumps(summary, indent=2) + "\n")
+        from dataclasses import asdict
+
+        records = [{"case": asdict(r.case), **{k: v for k, v in asdict(r).items() if k != "case"}}
+                   for r in results]
+        json_out.write_text(json.dumps({**summary, "records": records}, indent=2) + "\n")

@@ -223,6 +223,7 @@ class Outcome:
     inliers: int
     coverage: float
     server_ms: float
+    cosine: float = 0.0               # the global score of the original named
     right: bool = field(init=False)   # a positive: the original named is the edited image
 
     def __post_init__(self) -> None:
@@ -238,7 +239,8 @@ def run(client: Client, out: Path, cases: list[Case], product_sets: dict[str, st
         path = Path(case.file) if Path(case.file).is_absolute() else out / case.file
         r = client.detect_copy(path.read_bytes(), product_sets[case.dataset])
         results.append(Outcome(case, r.is_copy, r.confidence, r.original.product_id,
-                               r.original.image_id, r.inliers, r.coverage, r.server_ms))
+                               r.original.image_id, r.inliers, r.coverage, r.server_ms,
+                               r.original.score))
         on_case()
     return results
 
