@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 
+from lookalike.api.discovery import match_message
 from lookalike.api.interceptors import FailedPrecondition
 from lookalike.api.validation import check_product_set
 from lookalike.config import Settings
@@ -71,11 +72,8 @@ class CopyRpcs:
         original = None
         if matches:
             m = matches[index]
-            original = pb.Match(product_id=m.product_id, score=m.score, image_id=m.image_id,
-                                category=m.category, title=m.title, labels=m.labels,
-                                source=m.source, description=m.description,
-                                inliers=fit.affine if same else 0, verified=is_copy,
-                                stage1_rank=index + 1)
+            original = match_message(m, inliers=fit.affine if same else 0, verified=is_copy,
+                                     stage1_rank=index + 1)
         return pb.DetectCopyResponse(
             is_copy=is_copy, confidence=confidence, original=original,
             inliers=fit.affine if same else 0,

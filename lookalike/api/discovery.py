@@ -16,10 +16,11 @@ from lookalike.store.duplicates import find_duplicates
 from lookalike.v1 import lookalike_pb2 as pb
 
 
-def match_message(m: Match) -> pb.Match:
+def match_message(m: Match, **evidence) -> pb.Match:
+    """A stored match as the API's Match; `evidence`: stage 2's fields (inliers, verified...)."""
     return pb.Match(product_id=m.product_id, score=m.score, image_id=m.image_id,
                     category=m.category, title=m.title, labels=m.labels, source=m.source,
-                    description=m.description)
+                    description=m.description, **evidence)
 
 
 class DiscoveryRpcs:

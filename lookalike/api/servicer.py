@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 import grpc
 
 from lookalike.api.copies import CopyRpcs
-from lookalike.api.discovery import DiscoveryRpcs
+from lookalike.api.discovery import DiscoveryRpcs, match_message
 from lookalike.api.interceptors import FailedPrecondition, InvalidArgument, NotFound
 from lookalike.api.products import ProductRpcs
 from lookalike.api.validation import (
@@ -51,12 +51,9 @@ _VERIFY_MODES = {pb.VERIFY_AUTO: "auto", pb.VERIFY_OFF: "off", pb.VERIFY_ON: "on
 def _match(m: Match, ranked: Ranked, scale: float) -> pb.Match:
     """`scale`: sent / decoded pixels (a large JPEG is decoded reduced), for the polygon."""
     evidence = ranked.evidence
-    return pb.Match(product_id=m.product_id, score=m.score, image_id=m.image_id,
-                    category=m.category, title=m.title, labels=m.labels, source=m.source,
-                    description=m.description,
-                    inliers=evidence.inliers, verified=evidence.verified,
-                    polygon=[pb.Point(x=x * scale, y=y * scale) for x, y in evidence.polygon],
-                    stage1_rank=ranked.index + 1)
+    return match_message(m, inliers=evidence.inliers, verified=evidence.verified,
+                         polygon=[pb.Point(x=x * scale, y=y * scale) for x, y in evidence.polygon],
+                         stage1_rank=ranked.index + 1)
 
 
 def _object(found: Found, matches: list[Match], scale: float, top_k: int) -> pb.DetectedObject:

@@ -123,6 +123,17 @@ def row(*cells: object) -> list[Text]:
     return [Text(str(cell)) for cell in cells]
 
 
+def to_json(message, indent: int | None = 2) -> str:
+    """A response as JSON with every field, empty ones too: a search that found nothing still
+    has "matches": []; wide ids are never cut."""
+    import json
+
+    from google.protobuf.json_format import MessageToDict
+
+    return json.dumps(MessageToDict(message, always_print_fields_with_no_presence=True),
+                      indent=indent)
+
+
 def fail(message: str, code: ExitCode = ExitCode.USAGE) -> typer.Exit:
     """Print the one line that says why (red); `raise fail(...)` ends the command with `code`."""
     console.print(f"[red]{escape(message)}[/]", soft_wrap=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -22,6 +21,7 @@ from lookalike.cli.app import (
     print_matches,
     print_objects,
     read_photo,
+    to_json,
     user_input,
 )
 
@@ -151,11 +151,7 @@ def search(
         known = ([] if response.matches or not category or as_json
                  else list(client.stats(product_set).categories))
     if as_json:
-        from google.protobuf.json_format import MessageToDict
-
-        # Every field, empty ones too: a search that found nothing still has "matches": [].
-        print(json.dumps(MessageToDict(response, always_print_fields_with_no_presence=True),
-                         indent=2))
+        print(to_json(response))
     elif objects:
         print_objects(response, name)
     else:

@@ -22,6 +22,7 @@ from lookalike.cli.app import (
     progress_bar,
     read_photo,
     row,
+    to_json,
 )
 
 
@@ -38,9 +39,7 @@ def copy_check(
     with client_for(server) as client:
         r = client.detect_copy(data, product_set)
     if as_json:
-        from google.protobuf.json_format import MessageToDict
-
-        print(json.dumps(MessageToDict(r, always_print_fields_with_no_presence=True)))
+        print(to_json(r, indent=None))
         return
     o = r.original
     if r.is_copy:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -10,7 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Column, Table
 
-from lookalike.cli.app import ServerOpt, SetOpt, app, client_for, console, print_matches, row
+from lookalike.cli.app import ServerOpt, SetOpt, app, client_for, console, print_matches, row, to_json
 
 
 @app.command()
@@ -32,10 +31,7 @@ def similar(
         response = client.recommend(product_ids, not_like or (), top_k, category or (),
                                     label or (), product_set, diversity)
     if as_json:
-        from google.protobuf.json_format import MessageToDict
-
-        print(json.dumps(MessageToDict(response, always_print_fields_with_no_presence=True),
-                         indent=2))
+        print(to_json(response))
         return
     print_matches(response, "More like " + ", ".join(product_ids)
                   + (f", not like {', '.join(not_like)}" if not_like else ""))
@@ -67,10 +63,7 @@ def duplicates(
                                image.title))
     console.print(table)
     if json_path:
-        from google.protobuf.json_format import MessageToDict
-
-        json_path.write_text(json.dumps(MessageToDict(
-            found, always_print_fields_with_no_presence=True), indent=2))
+        json_path.write_text(to_json(found))
         console.print(escape(f"groups: {json_path}"))
     if sheet:
         from lookalike.tools import sheet as sheets

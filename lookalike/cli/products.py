@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Optional
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from lookalike.cli.app import ServerOpt, SetOpt, app, client_for, console, row
+from lookalike.cli.app import ServerOpt, SetOpt, app, client_for, console, row, to_json
 
 products_app = typer.Typer(help="List, show and update catalogue products.",
                            no_args_is_help=True)
 app.add_typer(products_app, name="products")
-
-
-def _as_dict(message) -> dict:
-    from google.protobuf.json_format import MessageToDict
-
-    return MessageToDict(message, always_print_fields_with_no_presence=True)
 
 
 @products_app.command("list")
@@ -36,7 +29,7 @@ def list_products(
         categories = [] if products or not category else list(client.stats(product_set).categories)
     if as_json:
         for product in products:
-            print(json.dumps(_as_dict(product)))
+            print(to_json(product, indent=None))
         return
     table = Table("product", "category", "title", "labels", "images",
                   title=escape(f"Products{f' of set {product_set}' if product_set else ''}"))
@@ -58,7 +51,7 @@ def show(product_id: str, product_set: SetOpt = "",
     with client_for(server) as client:
         product = client.product(product_id, product_set)
     if as_json:
-        print(json.dumps(_as_dict(product), indent=2))
+        print(to_json(product))
         return
     table = Table("field", "value", title=escape(f"Product {product.product_id}"))
     for name in ("product_set", "category", "title", "description"):
