@@ -1,10 +1,13 @@
-"""1. The limit: the default model's tf.function on preprocessed 224x224 input, batch 1 and
-batch 32, ms per image. Its batch-1 figure is the baseline the other sections divide by."""
+"""1. The limit: the default model's Keras tf.function on preprocessed 224x224 input, batch 1
+and batch 32, ms per image. Its batch-1 figure is the baseline the other sections divide by.
+Then the runtime that serves it (LOOKALIKE_RUNTIME, lookalike/model/runtime.py) on the same
+input, at each thread count up to the machine's cores."""
 
 from __future__ import annotations
 
+import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,8 +29,10 @@ class Model:
         t = time.perf_counter()
         self.embedder = load_model(name)
         self.load_s = time.perf_counter() - t
-        # The tf.function the service runs (input: preprocessed 224x224 float32 RGB).
-        self.forward = self.embedder._forward
+        # The Keras tf.function (input: preprocessed 224x224 float32 RGB): the reference.
+        self.keras = self.embedder.network
+        # What the service runs it with (numpy in, numpy out).
+        self.served, self.runtime = self.embedder.forward, self.embedder.runtime
         self.side, self.dim, self.model_id = self.embedder.side, self.embedder.dim, self.embedder.model_id
         self.batch_size = self.embedder.batch_size
 
@@ -45,15 +50,20 @@ class Model:
         return np.stack(imgs).astype(np.float32)
 
     def time_forward(self, x: np.ndarray, calls: int, warm: int = 2) -> list[float]:
-        """ms per image of each call (the whole batch in one call)."""
-        for _ in range(warm):
-            self.forward(x).numpy()
-        out = []
-        for _ in range(calls):
-            t = time.perf_counter()
-            self.forward(x).numpy()
-            out.append(1000 * (time.perf_counter() - t) / len(x))
-        return out
+        """ms per image of each call of the Keras function (the whole batch in one call)."""
+        return time_calls(lambda: self.keras(x).numpy(), len(x), calls, warm)
+
+
+def time_calls(fn: Callable[[], object], n: int, calls: int, warm: int = 2) -> list[float]:
+    """ms per image of each of `calls` calls of fn (n images a call), after `warm` calls."""
+    for _ in range(warm):
+        fn()
+    out = []
+    for _ in range(calls):
+        t = time.perf_counter()
+        fn()
+        out.append(1000 * (time.perf_counter() - t) / n)
+    return out
 
 
 
@@ -78,6 +88,31 @@ def run(b: Bench) -> None:
     b.res.add(Row("limit", "bare forward, batch 32", b32_ms, "ms/img", b32_ms / b.b1_ms,
                   "/ batch-1 forward", n=len(b32),
                   note=f"{1000 / b32_ms:.0f} images/s; median of {len(b32)} calls"))
+    served_rows(b)
+
+
+def served_rows(b: Bench) -> None:
+    """The serving runtime's batch-1 forward at each thread count (1, 2, 4 ... the cores),
+    each next to a Keras batch-1 run, and at its default count (what the service uses)."""
+    from lookalike.model import load_model
+
+    m, cfg = b.model, b.cfg
+    cores = len(os.sched_getaffinity(0))
+    counts = sorted({1, cores, *(t for t in (2, 4, 8, 16) if t <= cores)})
+    served: dict[int, float] = {}
+    for threads in counts:
+        model = m.embedder if threads == getattr(m.served, "threads", None) else load_model(
+            b.model_name, runtime=m.runtime, threads=threads)
+        ms = time_calls(lambda: model.forward(b.x1), 1, cfg["b1_calls"], warm=3)  # noqa: B023
+        keras_ms = float(np.median(m.time_forward(b.x1, cfg["adjacent_b1_calls"], warm=1)))
+        served[threads] = float(np.median(ms))
+        default = " (the default)" if model is m.embedder else ""
+        b.res.add(Row("limit", f"served forward ({m.runtime}), batch 1, {threads} thread(s){default}",
+                      served[threads], "ms/img", served[threads] / keras_ms,
+                      "/ Keras batch-1 forward run next to it", "<= 0.6", n=len(ms),
+                      note=f"Keras batch 1 next to it {keras_ms:.1f} ms; median of {len(ms)}"))
+    b.res.details["served_forward"] = {"runtime": m.runtime, "ms_by_threads": served,
+                                       "default_threads": getattr(m.served, "threads", None)}
 
 
 def adjacent_b1(b: Bench) -> float:

@@ -44,7 +44,7 @@ def run(b: Bench) -> None:
         for i in range(0, len(raw), m.batch_size):
             x = np.stack([to_model_input(decode(blob, target_side=m.side), m.side)
                           for blob in raw[i : i + m.batch_size]]).astype(np.float32)
-            m.forward(x).numpy()
+            m.served(x)
         return len(raw) / (time.perf_counter() - t)
 
     bare_before = [bare(), bare()]  # the first also warms the decode path
@@ -88,8 +88,8 @@ def run(b: Bench) -> None:
                                "chunk_size": b.settings.chunk_size,
                                "service_start_s": svc.start_s}
     b.res.add(Row("ingest", f"SubmitIngest -> worker -> store, {len(entries)} real images",
-                  rate, "img/s", rate / base, "/ bare decode+b32 forward", ">= 0.85",
-                  n=done, note=f"bare decode + batch-{m.batch_size} forward of the same bytes: "
+                  rate, "img/s", rate / base, "/ bare decode + served forward", ">= 0.9",
+                  n=done, note=f"bare decode + {m.runtime} forward (batches of {m.batch_size}) of the same bytes: "
                                f"median of {', '.join(f'{r:.1f}' for r in bare_runs)} img/s "
                                "(2 before, 1 after); "
                                f"worker chunk size {b.settings.chunk_size}; {failed} failed; "

@@ -17,33 +17,36 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from lookalike.config import get_settings
+
 if TYPE_CHECKING:
     from lookalike.model.base import EmbeddingModel
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
 DEFAULT_MODEL = "lite0-shelf"
+RUNTIMES = ("litert", "keras")  # what runs the network (model/runtime.py)
 
 
 @dataclass(frozen=True)
 class ModelSpec:
     version: str
-    load: Callable[[str, int], EmbeddingModel]  # (name, batch_size) -> the model
+    load: Callable[[str, int, str, int], EmbeddingModel]  # (name, batch, runtime, threads)
     artifact: Path | None = None
 
 
-def _imagenet(name: str, batch_size: int) -> EmbeddingModel:
+def _imagenet(name: str, batch_size: int, runtime: str, threads: int) -> EmbeddingModel:
     from lookalike.model.imagenet import ImageNetLite0  # TensorFlow: only where models run
 
-    return ImageNetLite0(name, MODELS[name].version, batch_size)
+    return ImageNetLite0(name, MODELS[name].version, batch_size, runtime, threads)
 
 
-def _shelf(name: str, batch_size: int) -> EmbeddingModel:
+def _shelf(name: str, batch_size: int, runtime: str, threads: int) -> EmbeddingModel:
     from lookalike.model.shelf import ShelfModel
 
     spec = MODELS[name]
     if spec.artifact is None or not spec.artifact.is_file():
         raise FileNotFoundError(f"model {name!r}: {spec.artifact} is missing; `make model` rebuilds it")
-    return ShelfModel(name, spec.version, spec.artifact, batch_size)
+    return ShelfModel(name, spec.version, spec.artifact, batch_size, runtime, threads)
 
 
 def _artifact_spec(name: str) -> ModelSpec:
@@ -65,7 +68,15 @@ def model_id(name: str) -> str:
     return f"{name}@{MODELS[name].version}"
 
 
-def load_model(name: str = DEFAULT_MODEL, batch_size: int = 32) -> EmbeddingModel:
+def load_model(name: str = DEFAULT_MODEL, batch_size: int = 32, runtime: str | None = None,
+               threads: int | None = None) -> EmbeddingModel:
+    """The model, its network run by `runtime` (default LOOKALIKE_RUNTIME: litert) on
+    `threads` cores (default LOOKALIKE_MODEL_THREADS; 0: one per core, at most 4)."""
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; known: {', '.join(MODELS)}")
-    return MODELS[name].load(name, batch_size)
+    settings = get_settings()
+    runtime = runtime or settings.runtime
+    if runtime not in RUNTIMES:
+        raise ValueError(f"unknown runtime {runtime!r}; known: {', '.join(RUNTIMES)}")
+    return MODELS[name].load(name, batch_size, runtime,
+                             settings.model_threads if threads is None else threads)

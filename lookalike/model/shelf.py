@@ -16,7 +16,8 @@ import tensorflow as tf
 
 from lookalike.model import backbone
 from lookalike.model.base import EmbeddingModel, unit
-from lookalike.model.tail import forward_batched, gem, split_model
+from lookalike.model.runtime import make_forward
+from lookalike.model.tail import gem, split_model
 from lookalike.model.views import ingest_views
 
 
@@ -37,8 +38,9 @@ def apply_artifact(tail: tf.keras.Model, arrays) -> None:
 
 
 class ShelfModel(EmbeddingModel):
-    def __init__(self, name: str, version: str, artifact: str | Path, batch_size: int = 32) -> None:
-        self.name, self.version, self.batch_size = name, version, batch_size
+    def __init__(self, name: str, version: str, artifact: str | Path, batch_size: int = 32,
+                 runtime: str = "keras", threads: int = 0) -> None:
+        self.name, self.version, self.batch_size, self.runtime = name, version, batch_size, runtime
         stem = artifact_stem(artifact)
         self.meta = json.loads(Path(f"{stem}.json").read_text())
         config = self.meta["config"]
@@ -53,13 +55,14 @@ class ShelfModel(EmbeddingModel):
         self.dim = self.proj.shape[1] if self.proj is not None else backbone.FEATURE_DIM
         p = config.get("gem_p", 1.0)
         spec = tf.TensorSpec([None, self.side, self.side, 3], tf.float32)
-        self._forward = tf.function(lambda x: gem(tail(trunk(x, training=False), training=False), p),
-                                    input_signature=[spec])
+        self.network = tf.function(lambda x: gem(tail(trunk(x, training=False), training=False), p),
+                                   input_signature=[spec])
+        self.forward = make_forward(runtime, self.network, self.model_id, self.side, batch_size, threads)
 
     def _embed(self, batch: Sequence[np.ndarray], mean: np.ndarray | None) -> np.ndarray:
         if not batch:
             return np.zeros((0, self.dim), np.float32)
-        v = forward_batched(self._forward, np.stack(batch).astype(np.float32), self.batch_size)
+        v = self.forward(np.stack(batch).astype(np.float32))
         v = unit(v @ self.proj if self.proj is not None else v)
         return (unit(v - mean) if mean is not None else v).astype(np.float32)
 

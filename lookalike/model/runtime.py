@@ -1,0 +1,131 @@
+"""Where a model's network runs: LiteRT (XNNPACK) to serve, Keras as the reference.
+
+The Keras graph stays what training fits and what defines the vectors. LiteRT runs the same
+graph converted once (cached next to the ImageNet weights) and is 0.25x the Keras forward
+pass per image on 2 cores (bench/forward.py). A conversion is kept only after it gives the
+Keras vectors back on fixed probe images (cosine >= 0.99999), so a LiteRT and a Keras
+process under one model id never write vectors that differ by more than float rounding.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from lookalike.model.backbone import default_cache_dir
+from lookalike.model.registry import RUNTIMES
+from lookalike.model.tail import forward_batched
+
+log = logging.getLogger(__name__)
+
+# Bump when the conversion changes, so stale files are not loaded.
+_CONVERSION_VERSION = 1
+_MIN_PROBE_COSINE = 0.99999
+
+Forward = Callable[[np.ndarray], np.ndarray]  # (n, side, side, 3) float32 0..255 -> (n, d)
+
+
+def keras_forward(fn: tf.types.experimental.PolymorphicFunction, batch_size: int) -> Forward:
+    """The tf.function itself, `batch_size` images a call."""
+    return lambda x: forward_batched(fn, x, batch_size)
+
+
+def probe_images(side: int, n: int = 4) -> np.ndarray:
+    """Fixed inputs a conversion must reproduce: smooth gradients with noise, like photos
+    enough to exercise every channel, identical on every machine."""
+    rng = np.random.default_rng(20261202)
+    ramp = np.linspace(0, 255, side, dtype=np.float32)
+    base = np.stack([ramp[None, :].repeat(side, 0), ramp[:, None].repeat(side, 1),
+                     np.full((side, side), 128, np.float32)], -1)
+    noise = rng.normal(0, 40, (n, side, side, 3)).astype(np.float32)
+    return np.clip(base[None] + noise, 0, 255)
+
+
+def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
+    b = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12)
+    return (a * b).sum(1)
+
+
+class LiteRTForward:
+    """One LiteRT interpreter, fed one image a call: XNNPACK at batch 1 already runs at its
+    batched cost per image (3.3 vs 3.7 ms at batch 8, 2 threads), and a fixed input shape
+    never re-plans its tensors. Calls are serialised: an interpreter is not thread-safe."""
+
+    def __init__(self, fn: tf.types.experimental.PolymorphicFunction, key: str, side: int,
+                 threads: int = 0, cache_dir: Path | None = None) -> None:
+        from ai_edge_litert.interpreter import Interpreter  # only where LiteRT serves
+
+        path = _cached_conversion(fn, key, side, cache_dir or default_cache_dir())
+        self.threads = threads or min(len(os.sched_getaffinity(0)), 4)
+        self._interpreter = Interpreter(model_path=str(path), num_threads=self.threads)
+        self._input = self._interpreter.get_input_details()[0]["index"]
+        self._output = self._interpreter.get_output_details()[0]["index"]
+        self._interpreter.resize_tensor_input(self._input, [1, side, side, 3], strict=False)
+        self._interpreter.allocate_tensors()
+        self._lock = threading.Lock()
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        rows = []
+        with self._lock:
+            for image in np.asarray(x, np.float32):
+                self._interpreter.set_tensor(self._input, image[None])
+                self._interpreter.invoke()
+                rows.append(self._interpreter.get_tensor(self._output)[0].copy())
+        return np.stack(rows) if rows else np.zeros((0, 0), np.float32)
+
+
+def _cached_conversion(fn: tf.types.experimental.PolymorphicFunction, key: str, side: int,
+                       cache_dir: Path) -> Path:
+    safe = key.replace("@", "-").replace("/", "_")
+    path = cache_dir / f"{safe}-{side}-tf{tf.__version__}-c{_CONVERSION_VERSION}.tflite"
+    if path.is_file():
+        return path
+    concrete = fn.get_concrete_function()
+    blob = tf.lite.TFLiteConverter.from_concrete_functions([concrete]).convert()
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix=".tmp-", suffix=".tflite")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(blob)
+        _check_conversion(fn, Path(tmp), side)
+        os.replace(tmp, path)  # atomic publish: concurrent loaders never see half a file
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    log.info("converted %s for LiteRT: %s (%d bytes)", key, path, len(blob))
+    return path
+
+
+def _check_conversion(fn: tf.types.experimental.PolymorphicFunction, path: Path, side: int) -> None:
+    from ai_edge_litert.interpreter import Interpreter
+
+    probes = probe_images(side)
+    reference = fn(tf.constant(probes)).numpy()
+    interpreter = Interpreter(model_path=str(path), num_threads=1)
+    index = interpreter.get_input_details()[0]["index"]
+    interpreter.resize_tensor_input(index, list(probes.shape), strict=False)
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(index, probes)
+    interpreter.invoke()
+    converted = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+    worst = float(_cosines(reference, converted).min())
+    if worst < _MIN_PROBE_COSINE:
+        raise RuntimeError(f"the LiteRT conversion does not reproduce the Keras vectors (cosine "
+                           f"{worst:.6f} < {_MIN_PROBE_COSINE}); set LOOKALIKE_RUNTIME=keras")
+
+
+def make_forward(runtime: str, fn: tf.types.experimental.PolymorphicFunction, key: str,
+                 side: int, batch_size: int, threads: int = 0) -> Forward:
+    if runtime == "keras":
+        return keras_forward(fn, batch_size)
+    if runtime == "litert":
+        return LiteRTForward(fn, key, side, threads)
+    raise ValueError(f"unknown runtime {runtime!r}; known: {', '.join(RUNTIMES)}")
