@@ -141,6 +141,52 @@ def run(b: Bench) -> None:
         if cat is not None and cat.svc is not None:
             cat.svc.stop()
     feature_sizes(b, cat.images)
+    stage_two_parts(b, sources)
+
+
+def stage_two_parts(b: Bench, sources: Sequence[Source]) -> None:
+    """Stage 2's parts in this process on the first source with photos (DVD covers when
+    present): the photo's keypoints found whole and in two halves side by side, and the
+    shortlist (the whole gallery, up to 50 images) verified at once or head first."""
+    from lookalike.imaging import decode
+    from lookalike.verify.features import extract
+    from lookalike.verify.geometry import VerifyParams
+    from lookalike.verify.rerank import StageTwo, unpack_all, verify_ranked
+
+    source = next((s for s in sources[::-1] if s.queries), None)
+    if source is None:
+        return
+    stage = StageTwo()
+    params = VerifyParams(min_inliers=stage.min_inliers)
+    gallery = unpack_all([stage.catalogue_features(decode(p.read_bytes())).pack()
+                          for p, _ in source.gallery[: b.settings.shortlist]])
+    photos = [decode(p.read_bytes(), target_side=b.model.side)
+              for p, _ in source.queries[: max(10, b.cfg["verify_queries"] // 4)]]
+    timings: dict[str, list[float]] = {k: [] for k in ("whole", "halves", "all", "head")}
+    keras: list[float] = []
+    for photo in photos:
+        for name, halves in (("whole", False), ("halves", True)):
+            t = time.perf_counter()
+            query = extract(photo, stage.kind, stage.query_points, stage.long_side, halves=halves)
+            timings[name].append(1000 * (time.perf_counter() - t))
+        for name, first in (("all", len(gallery)), ("head", stage.first)):
+            t = time.perf_counter()
+            verify_ranked(query, gallery, params, first, stage.decisive)
+            timings[name].append(1000 * (time.perf_counter() - t))
+        keras.append(b.model.time_forward(b.x1, 1, warm=0)[0])
+    base = float(np.median(keras))
+    b.res.details.setdefault(SECTION, {})["stage_two_ms"] = timings
+    labels = {"whole": f"photo keypoints ({stage.kind}, {stage.query_points}, {stage.long_side} px), whole",
+              "halves": "photo keypoints in two halves side by side (shipped)",
+              "all": f"match + RANSAC, {len(gallery)} images at once",
+              "head": f"match + RANSAC, head {stage.first} first, rest unless {stage.decisive} "
+                      "inliers (shipped)"}
+    for key, label in labels.items():
+        p50 = pct(timings[key], 50)
+        b.res.add(Row(SECTION, f"stage 2 in process, {source.name}: {label}", p50, "ms",
+                      p50 / base, "/ bare b1 forward", n=len(timings[key]),
+                      note=f"p90 {pct(timings[key], 90):.1f} ms; Keras b1 forward interleaved "
+                           f"{base:.1f} ms"))
 
 
 def queries_of(b: Bench, cat: Catalogue, sources: Sequence[Source], notes: list[str]):

@@ -11,8 +11,8 @@ import pytest
 
 from lookalike.imaging import decode
 from lookalike.verify.features import LocalFeatures, extract
-from lookalike.verify.geometry import match_shortlist, verify
-from lookalike.verify.rerank import StageTwo, rerank
+from lookalike.verify.geometry import VerifyParams, match_shortlist, verify
+from lookalike.verify.rerank import StageTwo, rerank, verify_ranked
 
 STAGE = StageTwo()
 
@@ -99,3 +99,43 @@ def test_the_fused_ranking_is_deterministic_and_tiered(sample: Path) -> None:
     assert [r.index for r in rerank("off", photo, packed, STAGE)] == [0, 1, 2, 3]
     with pytest.raises(ValueError, match="verify"):
         rerank("always", photo, packed, STAGE)
+
+
+def test_a_photo_found_in_two_halves_keeps_the_whole_photos_keypoints(sample: Path) -> None:
+    """The halves (found side by side) give the whole photo's keypoints, the seam included,
+    and verify as well: splitting is for speed, not a different detector."""
+    photo = photo_of(catalogue(sample, "astronaut-print"), np.random.default_rng(3))
+    whole = extract(photo, STAGE.kind, STAGE.query_points, STAGE.long_side)
+    halves = extract(photo, STAGE.kind, STAGE.query_points, STAGE.long_side, halves=True)
+    assert len(halves) == len(whole) == STAGE.query_points and halves.size == whole.size
+    near = np.linalg.norm(halves.points[:, None] - whole.points[None], axis=2).min(1) < 1.0
+    assert near.mean() >= 0.9, near.mean()
+    seam = whole.size[1] / 2
+    assert np.any(np.abs(halves.points[:, 1] - seam) < 8), "keypoints along the seam are kept"
+    # A keypoint in the overlap is kept by one half only (SIFT's several orientations at one
+    # place have different descriptors).
+    rows = np.hstack([np.round(halves.points), halves.descriptors.astype(np.float32)])
+    assert len(np.unique(rows, axis=0)) == len(halves), "a keypoint found twice"
+    image = STAGE.catalogue_features(catalogue(sample, "astronaut-print"))
+    assert verify(halves, image).inliers >= 0.8 * verify(whole, image).inliers
+
+
+def test_the_shortlist_is_verified_past_its_head_only_without_a_decisive_match(sample: Path) -> None:
+    """Stage-1 order is verified head first: a product verified with `decisive` inliers there
+    ends stage 2 (the rest report no evidence); without one the whole shortlist is verified."""
+    photo = STAGE.query_features(photo_of(catalogue(sample, "camera-print"),
+                                          np.random.default_rng(1)))
+    others = [STAGE.catalogue_features(catalogue(sample, n))
+              for n in ("galaxy-puzzle", "moon-lamp", "brick-tile")]
+    right = STAGE.catalogue_features(catalogue(sample, "camera-print"))
+    params = VerifyParams(min_inliers=STAGE.min_inliers)
+    full = verify_ranked(photo, [right, *others, right], params, first=5, decisive=0)
+    assert full[0].verified and full[0].inliers >= 2 * STAGE.min_inliers
+    early = verify_ranked(photo, [right, *others, right], params, first=2, decisive=full[0].inliers)
+    assert early[:2] == full[:2] and not any(e.verified or e.inliers for e in early[2:])
+    # Found only past the head, or not decisively: the rest is verified too.
+    late = verify_ranked(photo, [*others, right], params, first=2, decisive=full[0].inliers)
+    assert late[3].verified and late[3].inliers == full[0].inliers
+    weak = verify_ranked(photo, [right, *others, right], params, first=2,
+                         decisive=full[0].inliers + 1)
+    assert weak[4].verified

@@ -43,6 +43,10 @@ class StageTwo:
     catalogue_points: int = 240   # per catalogue image, stored at ingest (< 32 KB packed)
     long_side: int = 640          # both sides are resized to this before detection
     min_inliers: int = 8          # verified from this many inliers
+    # Verified in stage-1 order: these first; the rest of the shortlist only when none of
+    # them was verified with `decisive` inliers (scripts/verify_budget.py measures it).
+    first: int = 10
+    decisive: int = 32
 
     @classmethod
     def of(cls, settings: Settings) -> StageTwo | None:
@@ -56,8 +60,8 @@ class StageTwo:
 
     def query_features(self, rgb: np.ndarray, per_object: bool = False) -> LocalFeatures:
         if per_object:
-            return extract(rgb, self.kind, self.object_points, self.object_long_side)
-        return extract(rgb, self.kind, self.query_points, self.long_side)
+            return extract(rgb, self.kind, self.object_points, self.object_long_side, halves=True)
+        return extract(rgb, self.kind, self.query_points, self.long_side, halves=True)
 
 
 @dataclass(frozen=True)
@@ -80,8 +84,20 @@ def rerank(mode: str, query: LocalFeatures, packed: Sequence[str], stage: StageT
         raise ValueError(f"verify is {mode!r}; one of {', '.join(MODES)}")
     if mode == "off" or not any(packed):
         return [Ranked(i, Evidence()) for i in range(len(packed))]
-    evidence = verify_shortlist(query, unpack_all(packed), VerifyParams(min_inliers=stage.min_inliers))
+    evidence = verify_ranked(query, unpack_all(packed), VerifyParams(min_inliers=stage.min_inliers),
+                             stage.first, stage.decisive)
     return order(mode, evidence, scores, stage.min_inliers)
+
+
+def verify_ranked(query: LocalFeatures, candidates: Sequence[LocalFeatures], params: VerifyParams,
+                  first: int, decisive: int) -> list[Evidence]:
+    """Each candidate's evidence, verifying in stage-1 order: the first `first`, then the rest
+    unless one of those was verified with `decisive` inliers or more (a product found that
+    clearly is seldom beaten from further down; the rest then report no evidence)."""
+    head = verify_shortlist(query, candidates[:first], params)
+    if len(candidates) <= first or any(e.verified and e.inliers >= decisive for e in head):
+        return head + [Evidence()] * (len(candidates) - len(head))
+    return head + verify_shortlist(query, candidates[first:], params)
 
 
 def order(mode: str, evidence: Sequence[Evidence], scores: Sequence[float] | None,
