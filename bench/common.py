@@ -155,11 +155,13 @@ def write_catalogue(data_dir: Path, n: int, model_id: str, dim: int,
 # ------------------------------------------------------------------------------ load loop
 def load_search(target: str, photos: list[bytes], in_flight: int, min_n: int, max_n: int,
                 budget_s: float, offset: int = 0, between: Callable[[], None] | None = None,
-                warm: int = 2, timeout_s: float = 900, channel_per_worker: bool = False) -> dict:
+                warm: int = 2, timeout_s: float = 900, channel_per_worker: bool = False,
+                verify: str | None = None) -> dict:
     """Search with `in_flight` requests outstanding; latency measured at the client.
     Requests stop once both `min_n` were issued and `budget_s` passed (or at `max_n`).
     `between`: called after each request (by the thread that made it). The workers share one
-    channel, or open one each with `channel_per_worker`.
+    channel, or open one each with `channel_per_worker`. `verify`: the Search's stage-2 mode
+    (None: the service's default).
 
     Returns latency_ms and server_ms of the successful requests, errors (messages),
     failed_ms (latency of the failed ones), codes (status name -> count, "OK" included),
@@ -177,7 +179,7 @@ def load_search(target: str, photos: list[bytes], in_flight: int, min_n: int, ma
     issued = [0]
     with Client(target, timeout_s=timeout_s) as shared:
         for i in range(warm):  # warm the channel and the service
-            shared.search(photos[(offset + i) % len(photos)], top_k=10)
+            shared.search(photos[(offset + i) % len(photos)], top_k=10, verify=verify)
         t0 = time.perf_counter()
 
         def worker() -> None:
@@ -194,7 +196,7 @@ def load_search(target: str, photos: list[bytes], in_flight: int, min_n: int, ma
                     data = photos[(offset + warm + i) % len(photos)]
                     t = time.perf_counter()
                     try:
-                        resp = client.search(data, top_k=10)
+                        resp = client.search(data, top_k=10, verify=verify)
                     except Exception as exc:  # noqa: BLE001 - counted and reported
                         dt = 1000 * (time.perf_counter() - t)
                         code = exc.code().name if isinstance(exc, grpc.RpcError) else type(exc).__name__

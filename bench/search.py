@@ -73,13 +73,17 @@ def search_load(b: Bench, svc: Service, size: int, in_flight: int, load: dict, d
                if in_flight == 1 else None)
     b_before = adjacent_b1(b)
     before = scrape(svc.metrics_port)
-    run = load_search(svc.target, b.photo_bytes, in_flight, **load, offset=size % 97, between=between)
+    # Stage 1 alone (the synthetic catalogue has no local features): the verify section
+    # measures stage 2 on real images.
+    run = load_search(svc.target, b.photo_bytes, in_flight, **load, offset=size % 97, between=between,
+                      verify="off")
     out = {k: run[k] for k in ("latency_ms", "server_ms", "errors", "wall_s", "qps")}
     stages = stage_means(before, scrape(svc.metrics_port))
     b_after = adjacent_b1(b)
     base = float(np.median(interleaved)) if interleaved else (b_before + b_after) / 2
     lat = out["latency_ms"]
-    name = f"Search {size:,} imgs, {in_flight} in flight" + (f", {during}" if during else "")
+    name = (f"Search {size:,} imgs, verify=off, {in_flight} in flight"
+            + (f", {during}" if during else ""))
     detail[name] = {**out, "stages_ms": stages, "adjacent_b1_ms": [b_before, b_after],
                     "interleaved_b1_ms": interleaved}
     if not lat:
@@ -96,14 +100,17 @@ def search_load(b: Bench, svc: Service, size: int, in_flight: int, load: dict, d
             f"server mean ms: {stage_txt}; bare b1 forward "
             f"{'interleaved' if interleaved else 'before/after'} {base:.1f} ms; "
             f"{out['qps']:.2f} req/s" + (f"; {len(out['errors'])} errors" if out["errors"] else ""))
-    b.res.add(Row("search", f"{name}: p50", p50, "ms", p50 / base, "/ bare b1 forward",
-                  "<= 1.25" if serial else "", n=len(lat), note=note))
+    # Targets: faster end to end than the bare Keras forward (the served runtime makes room
+    # for decode, search and the round trip); a tail within 1.5x (1 in flight) or 2x (8).
+    b.res.add(Row("search", f"{name}: p50", p50, "ms", p50 / base, "/ bare Keras b1 forward",
+                  "<= 0.75" if serial else "", n=len(lat), note=note))
     b.res.add(Row("search", f"{name}: p99", p99, "ms", p99 / p50, "/ p50",
-                  "" if during else "<= 2", n=len(lat), note="" if len(lat) >= 100 else
+                  "" if during else "<= 1.5" if in_flight == 1 else "<= 2", n=len(lat),
+                  note="" if len(lat) >= 100 else
                   f"only {len(lat)} samples: p99 is close to the maximum"))
     if in_flight > 1:
         # Throughput per node: what the scaling arithmetic uses.
         b.res.add(Row("search", f"{name}: throughput", out["qps"], "req/s",
-                      out["qps"] * base / 1000, "/ (1000 / bare b1 forward)", ">= 0.8",
-                      n=len(lat), note="requests/s vs images/s the bare batch-1 forward "
-                                       "sustains (target is this harness's)"))
+                      out["qps"] * base / 1000, "/ (1000 / bare Keras b1 forward)", ">= 1.6",
+                      n=len(lat), note="requests/s vs images/s the bare Keras batch-1 "
+                                       "forward sustains"))

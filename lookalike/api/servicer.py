@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import grpc
 
@@ -154,8 +154,8 @@ class LookalikeServicer(DiscoveryRpcs, ProductRpcs, CopyRpcs, pb_grpc.LookalikeS
         objects: list[Found] = []
         if features is not None and matches:
             with stage("verify"):
-                ranked, objects = self._stage_two(mode, request.per_object, features.result(),
-                                                  matches, shortlist)
+                ranked, objects = self._stage_two(mode, request.per_object, features, matches,
+                                                  shortlist)
         scale = 1.0
         if objects or any(r.evidence.polygon for r in ranked[:top_k]):  # outlines in sent pixels
             _, width, height = probe(request.image, Limits.of(self.settings))
@@ -168,11 +168,15 @@ class LookalikeServicer(DiscoveryRpcs, ProductRpcs, CopyRpcs, pb_grpc.LookalikeS
             objects=[_object(found, matches, scale, top_k) for found in objects],
         )
 
-    def _stage_two(self, mode: str, per_object: bool, query: LocalFeatures, matches: list[Match],
-                   shortlist: int) -> tuple[list[Ranked], list[Found]]:
+    def _stage_two(self, mode: str, per_object: bool, features: Future[LocalFeatures],
+                   matches: list[Match], shortlist: int) -> tuple[list[Ranked], list[Found]]:
         """The shortlist re-ranked (unless mode is off) and the products found in the photo
         (per-object: among all of `matches`)."""
         packed = self.store.local_features(matches)
+        if not any(packed):  # stored without local features: nothing to wait for
+            features.cancel()
+            return [Ranked(i, Evidence()) for i in range(min(len(matches), shortlist))], []
+        query = features.result()
         if not per_object:
             return rerank(mode, query, packed[:shortlist], self.stage_two,
                           [m.score for m in matches[:shortlist]]), []
