@@ -8,8 +8,9 @@
 Every figure is also printed as a ratio against a baseline measured in the same run,
 next to the job (these machines are noisy: absolute times are for orientation only):
 
-1. the limit: the default model's tf.function on preprocessed 224x224 input,
-   batch 1 and batch 32, ms per image;
+1. the limit: the default model's Keras tf.function on preprocessed 224x224 input,
+   batch 1 and batch 32, ms per image; then the runtime that serves it (LiteRT) at batch 1
+   per thread count;
 2. Search over gRPC end to end (lookalike.client.Client -> a service started with
    lookalike.tools.local.start_service on a fresh data dir), 1 and 8 requests in flight,
    p50/p99, at each catalogue size. The catalogue is synthetic (random unit vectors,
@@ -35,6 +36,7 @@ next to the job (these machines are noisy: absolute times are for orientation on
    local features per image (what the worker stores at ingest) against 32 KB.
 8. (bench/web.py) Search by photo through the HTTP/JSON gateway against the same call over gRPC,
    alternately on one service: client wall p50 of each and their ratio.
+9. (bench/runtime.py) Recall@1 of each serving runtime (Keras, LiteRT) on the dev sets.
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-from bench import discovery, forward, ingest, search, seed, vectors, verify, web  # noqa: E402
+from bench import discovery, forward, ingest, runtime, search, seed, vectors, verify, web  # noqa: E402
 from bench.common import DEFAULT_DATA, T0, git_rev, load_data, log  # noqa: E402
 from bench.forward import Model  # noqa: E402
 from bench.report import Results, print_table, write_json  # noqa: E402
@@ -116,7 +118,7 @@ class Bench:
         self.photo_bytes: list[bytes] = [p.read_bytes() for p, *_ in self.data.photos[:400]]
         self.parts: list[str] = ([p.strip() for p in args.only.split(",")] if args.only else
                                  ["seed", "search", "ingest", "verify", "discovery", "web",
-                                  "store"])
+                                  "runtime", "store"])
         # The ingest section's catalogue (and its service, when left running) for verify.
         self.ingest_catalogue: verify.Catalogue | None = None
 
@@ -169,6 +171,8 @@ class Bench:
                 self.section("discovery", discovery.run)
             if "web" in parts:
                 self.section("web", web.run)
+            if "runtime" in parts:
+                self.section("runtime", runtime.run)
             if "store" in parts:
                 self.section("vector store", vectors.run)
         finally:
@@ -193,7 +197,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--sizes", help="catalogue sizes for Search, comma-separated "
                                     "(default 10000,100000; quick 1000,20000)")
     ap.add_argument("--only", help="comma-separated subset of seed,search,ingest,verify,"
-                                   "discovery,web,store "
+                                   "discovery,web,runtime,store "
                                    "(the forward pass always runs: it is the baseline)")
     ap.add_argument("--store-sizes", help="sizes for the vector store rows (default 100000 "
                                           "and 1000000; quick 5000)")

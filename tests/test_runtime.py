@@ -33,6 +33,11 @@ def test_litert_gives_the_keras_vectors_under_the_same_model_id(
         b = np.vstack(list(getattr(keras_model, embed)(photos)))
         assert a.shape == b.shape and a.dtype == np.float32
         assert np.min(np.sum(a * b, axis=1)) > 0.9999, embed
+    # A lone photo runs on one interpreter with every thread, several are dealt to one
+    # single-thread interpreter per core: both give the same vectors.
+    lone = served.embed_query(photos[:1])[0]
+    assert float(lone @ keras_model.embed_query(photos[:1])[0]) > 0.9999
+    assert float(lone @ served.embed_query(photos)[0]) > 0.9999
     # Different photos stay different: the check above is not met by a constant output.
     vectors = served.embed_query(photos)
     assert np.max(vectors[0] @ vectors[1:].T) < 0.99

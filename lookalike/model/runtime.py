@@ -14,6 +14,7 @@ import os
 import tempfile
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -54,31 +55,53 @@ def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a * b).sum(1)
 
 
-class LiteRTForward:
-    """One LiteRT interpreter, fed one image a call: XNNPACK at batch 1 already runs at its
-    batched cost per image (3.3 vs 3.7 ms at batch 8, 2 threads), and a fixed input shape
-    never re-plans its tensors. Calls are serialised: an interpreter is not thread-safe."""
+class _Lane:
+    """One LiteRT interpreter at batch 1 (a fixed input shape never re-plans its tensors)."""
 
-    def __init__(self, fn: tf.types.experimental.PolymorphicFunction, key: str, side: int,
-                 threads: int = 0, cache_dir: Path | None = None) -> None:
+    def __init__(self, path: Path, side: int, threads: int) -> None:
         from ai_edge_litert.interpreter import Interpreter  # only where LiteRT serves
 
-        path = _cached_conversion(fn, key, side, cache_dir or default_cache_dir())
-        self.threads = threads or min(len(os.sched_getaffinity(0)), 4)
-        self._interpreter = Interpreter(model_path=str(path), num_threads=self.threads)
+        self._interpreter = Interpreter(model_path=str(path), num_threads=threads)
         self._input = self._interpreter.get_input_details()[0]["index"]
         self._output = self._interpreter.get_output_details()[0]["index"]
         self._interpreter.resize_tensor_input(self._input, [1, side, side, 3], strict=False)
         self._interpreter.allocate_tensors()
+
+    def run(self, images: np.ndarray) -> list[np.ndarray]:
+        rows = []
+        for image in images:
+            self._interpreter.set_tensor(self._input, image[None])
+            self._interpreter.invoke()  # without the GIL: lanes run side by side
+            rows.append(self._interpreter.get_tensor(self._output)[0].copy())
+        return rows
+
+
+class LiteRTForward:
+    """LiteRT interpreters fed one image a call: XNNPACK at batch 1 already runs at its
+    batched cost per image (3.3 vs 3.7 ms at batch 8, 2 threads). A lone image gets every
+    thread; several are dealt to one single-thread interpreter per core, which spends no time
+    synchronising threads inside each layer (bench/forward.py measures both). Calls are
+    serialised: an interpreter is not thread-safe."""
+
+    def __init__(self, fn: tf.types.experimental.PolymorphicFunction, key: str, side: int,
+                 threads: int = 0, cache_dir: Path | None = None) -> None:
+        path = _cached_conversion(fn, key, side, cache_dir or default_cache_dir())
+        self.threads = threads or min(len(os.sched_getaffinity(0)), 4)
+        self._whole = _Lane(path, side, self.threads)
+        self._lanes = [_Lane(path, side, 1) for _ in range(self.threads)] if self.threads > 1 else []
+        self._pool = ThreadPoolExecutor(len(self._lanes), "lookalike-litert") if self._lanes else None
         self._lock = threading.Lock()
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        rows = []
+        x = np.asarray(x, np.float32)
         with self._lock:
-            for image in np.asarray(x, np.float32):
-                self._interpreter.set_tensor(self._input, image[None])
-                self._interpreter.invoke()
-                rows.append(self._interpreter.get_tensor(self._output)[0].copy())
+            if len(x) < 2 or self._pool is None:
+                rows = self._whole.run(x)
+            else:
+                shares = np.array_split(np.arange(len(x)), min(len(x), len(self._lanes)))
+                rows = [row for done in [self._pool.submit(lane.run, x[share])
+                                         for lane, share in zip(self._lanes, shares)]
+                        for row in done.result()]
         return np.stack(rows) if rows else np.zeros((0, 0), np.float32)
 
 
