@@ -128,17 +128,9 @@ def _cached_conversion(fn: tf.types.experimental.PolymorphicFunction, key: str, 
 
 
 def _check_conversion(fn: tf.types.experimental.PolymorphicFunction, path: Path, side: int) -> None:
-    from ai_edge_litert.interpreter import Interpreter
-
     probes = probe_images(side)
     reference = fn(tf.constant(probes)).numpy()
-    interpreter = Interpreter(model_path=str(path), num_threads=1)
-    index = interpreter.get_input_details()[0]["index"]
-    interpreter.resize_tensor_input(index, list(probes.shape), strict=False)
-    interpreter.allocate_tensors()
-    interpreter.set_tensor(index, probes)
-    interpreter.invoke()
-    converted = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+    converted = np.stack(_Lane(path, side, 1).run(probes))
     worst = float(_cosines(reference, converted).min())
     if worst < _MIN_PROBE_COSINE:
         raise RuntimeError(f"the LiteRT conversion does not reproduce the Keras vectors (cosine "
