@@ -21,6 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from lookalike.model.backbone import default_cache_dir
+from lookalike.model.base import unit
 from lookalike.model.registry import RUNTIMES
 from lookalike.model.tail import forward_batched
 
@@ -47,12 +48,6 @@ def probe_images(side: int, n: int = 4) -> np.ndarray:
                      np.full((side, side), 128, np.float32)], -1)
     noise = rng.normal(0, 40, (n, side, side, 3)).astype(np.float32)
     return np.clip(base[None] + noise, 0, 255)
-
-
-def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    a = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
-    b = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12)
-    return (a * b).sum(1)
 
 
 class _Lane:
@@ -131,7 +126,7 @@ def _check_conversion(fn: tf.types.experimental.PolymorphicFunction, path: Path,
     probes = probe_images(side)
     reference = fn(tf.constant(probes)).numpy()
     converted = np.stack(_Lane(path, side, 1).run(probes))
-    worst = float(_cosines(reference, converted).min())
+    worst = float((unit(reference) * unit(converted)).sum(axis=1).min())
     if worst < _MIN_PROBE_COSINE:
         raise RuntimeError(f"the LiteRT conversion does not reproduce the Keras vectors (cosine "
                            f"{worst:.6f} < {_MIN_PROBE_COSINE}); set LOOKALIKE_RUNTIME=keras")
