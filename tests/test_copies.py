@@ -48,6 +48,22 @@ def test_an_edited_or_mirrored_catalogue_image_is_a_copy_of_it(client: Client, s
         assert r.original.verified and r.original.inliers == r.inliers and r.server_ms > 0
 
 
+def test_a_catalogue_image_framed_small_in_a_screenshot_is_a_copy_of_it(
+        client: Client, sample: Path, catalogue) -> None:
+    """At 30 % of a phone or desktop page the whole image's vector is far from the original's
+    (0.45 for the astronaut print: under the geometric copy's floor); the region the keypoints
+    found is not."""
+    from lookalike.tools.copies import screenshot
+
+    for name in ("astronaut-print", "camera-print"):
+        rgb = decode((sample / "catalogue" / f"{name}.png").read_bytes(), target_side=4096)
+        page = screenshot(rgb, 0.3, np.random.default_rng(1))
+        ok, data = cv2.imencode(".jpg", cv2.cvtColor(page, cv2.COLOR_RGB2BGR))
+        r = client.detect_copy(data.tobytes(), SET_A)
+        assert r.is_copy and (r.original.product_id, r.original.image_id) == (name, "front"), r
+        assert r.confidence >= 0.77 and r.inliers >= 8, r
+
+
 def test_a_photo_of_another_product_or_a_synthetic_image_is_not_a_copy(
         client: Client, sample: Path, catalogue) -> None:
     # The sample's store photos of products that set B does not hold.
@@ -98,3 +114,59 @@ def test_the_decision_weighs_the_global_vector_with_the_keypoints() -> None:
     index, is_copy, confidence = decide(weak, [0.97, 0.5])
     assert (index, is_copy) == (0, True) and 0.77 <= confidence <= 0.99
     assert decide(weak, [0.8, 0.5])[1] is False and decide(None, [])[1] is False
+
+
+def test_the_region_the_keypoints_found_is_compared_by_its_global_vector() -> None:
+    """A screenshot: strong keypoints, a low whole-image cosine, the region found at the
+    original's vector. A photo's region does not lower the geometric floor; two near misses
+    (keypoints just under their bar, a cosine just under its own) make a copy together."""
+    from lookalike.verify.copies import NEAR_COSINE, NEAR_SCORE, CopyFit, decide
+
+    strong = CopyFit(index=2, mirrored=False, pairs=40, affine=30, residual=0.1, coverage=0.9,
+                     scale=0.4, proper=True)
+    assert strong.is_copy
+    assert decide(strong, [0.6, 0.5, 0.4], region=0.97)[:2] == (2, True)
+    assert decide(strong, [0.6, 0.5, 0.4], region=0.7)[:2] == (2, False)  # a photo's region
+    assert decide(strong, [0.6, 0.5, 0.4])[:2] == (2, False)
+    weak = CopyFit(index=1, mirrored=False, pairs=20, affine=9, residual=0.5, scale=1.0,
+                   proper=True)
+    assert not weak.is_copy and weak.score < NEAR_SCORE
+    index, is_copy, confidence = decide(weak, [0.7, 0.6], region=0.9)
+    assert (index, is_copy) == (1, True) and 0.77 <= confidence <= 0.99
+    assert decide(weak, [0.7, 0.6], region=0.84)[1] is False
+    improper = CopyFit(index=1, mirrored=False, pairs=20, affine=9, residual=0.5, scale=1.0)
+    assert decide(improper, [0.7, 0.6], region=0.95)[1] is False  # no map, no region
+    near = CopyFit(index=0, mirrored=False, pairs=30, affine=16, residual=0.33, scale=1.0,
+                   proper=True)
+    assert NEAR_SCORE <= near.score < 3.25
+    assert decide(near, [NEAR_COSINE + 0.01, 0.5])[:2] == (0, True)
+    assert decide(near, [0.6, 0.5], region=NEAR_COSINE + 0.01)[:2] == (0, True)
+    assert decide(near, [NEAR_COSINE - 0.01, 0.5], region=0.6)[1] is False
+    weaker = CopyFit(index=0, mirrored=False, pairs=30, affine=16, residual=0.7, scale=1.0,
+                     proper=True)
+    assert weaker.score < NEAR_SCORE and decide(weaker, [0.84, 0.5])[1] is False
+
+
+def test_the_region_is_the_original_pulled_back_out_of_a_screenshot(sample: Path) -> None:
+    """undone() inverts the fitted map: a catalogue image placed small in a UI frame comes
+    back as the original's frame, pixel for pixel up to resampling."""
+    from lookalike.verify.copies import best_fit, mirror, undone
+    from lookalike.verify.rerank import StageTwo
+
+    stage = StageTwo()
+    original = decode((sample / "catalogue" / "astronaut-print.png").read_bytes(),
+                      target_side=4096)
+    shot = decode(edited(sample, "astronaut-print", "screenshot", 2))
+    candidate = stage.catalogue_features(original)
+    query = stage.query_features(shot)
+    fit = best_fit(query, stage.query_features(mirror(shot)), [candidate])
+    assert fit is not None and fit.is_copy and not fit.mirrored
+    region = undone(shot, fit, query, candidate)
+    assert max(region.shape[:2]) == 256
+    expected = cv2.resize(original, region.shape[1::-1], interpolation=cv2.INTER_AREA)
+    grey = [cv2.cvtColor(x, cv2.COLOR_RGB2GRAY).astype(np.float32) for x in (region, expected)]
+    correlation = np.corrcoef(grey[0].ravel(), grey[1].ravel())[0, 1]
+    assert correlation > 0.9, correlation
+    whole = cv2.resize(shot, region.shape[1::-1], interpolation=cv2.INTER_AREA)
+    assert np.corrcoef(cv2.cvtColor(whole, cv2.COLOR_RGB2GRAY).astype(np.float32).ravel(),
+                       grey[1].ravel())[0, 1] < 0.5

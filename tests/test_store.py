@@ -380,6 +380,17 @@ def test_local_features_are_read_by_id_survive_a_restart_and_go_with_their_produ
     s.close()
 
 
+def test_a_match_s_stored_vector_is_read_by_id(store: CatalogueStore) -> None:
+    """DetectCopy compares a region of the photo with the original's vector, read by point."""
+    matches = store.search(QUERY, 2)
+    vectors = store.vectors(matches)
+    for match, vector in zip(matches, vectors):
+        assert vector is not None and vector.shape == (4,)
+        assert float(QUERY / np.linalg.norm(QUERY) @ vector) == pytest.approx(match.score, abs=5e-3)
+    store.delete_products([matches[0].product_id])
+    assert store.vectors(matches)[0] is None and store.vectors(matches)[1] is not None
+
+
 # -- text search, fused search, recommend (the engine's BM25, RRF, recommend and MMR) --------
 SHOP = [  # product, title, description, category, labels, vector (QUERY points at kettle)
     ("kettle", "Kettle", "Boils water fast", "kitchen", ("steel",), [1, 0, 0, 0]),

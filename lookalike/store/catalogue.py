@@ -340,6 +340,12 @@ class CatalogueStore:
         found = self.client.features(self.collection, [m.point_id for m in matches])
         return [found.get(m.point_id, "") for m in matches]
 
+    def vectors(self, matches: list[Match]) -> list[np.ndarray | None]:
+        """The stored vector of each match's point (None where it is gone)."""
+        self.check_model()
+        found = self.client.vectors(self.collection, [m.point_id for m in matches])
+        return [found.get(m.point_id) for m in matches]
+
     def delete_products(self, product_ids: list[str], product_set: str = "") -> int:
         return self._delete(must(product_set, product_id=list(product_ids)))
 

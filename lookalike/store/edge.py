@@ -392,6 +392,12 @@ class EdgeBackend(IndexAside):
             records = shard.retrieve(point_ids, with_payload=["features"], with_vector=False)
         return {str(r.id): (r.payload or {}).get("features", "") for r in records}
 
+    def vectors(self, collection: str, point_ids: list[str]) -> dict[str, np.ndarray]:
+        """The stored vectors of these points (as the engine keeps them)."""
+        with self.shard(collection) as shard:
+            records = shard.retrieve(point_ids, with_payload=False, with_vector=True)
+        return {str(r.id): np.asarray(r.vector, np.float32) for r in records}
+
     def close(self) -> None:
         self._closed.set()
         with self._lock:

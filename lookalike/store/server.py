@@ -303,6 +303,11 @@ class QdrantBackend:
                              with_payload=["features"], with_vectors=False)
         return {str(r.id): (r.payload or {}).get("features", "") for r in records}
 
+    def vectors(self, collection: str, point_ids: list[str]) -> dict[str, np.ndarray]:
+        records = self._call(self.client.retrieve, collection, ids=point_ids,
+                             with_payload=False, with_vectors=True)
+        return {str(r.id): np.asarray(r.vector, np.float32) for r in records}
+
     def scroll(self, collection: str, offset: Any, limit: int,
                must: dict[str, list[str]] | None = None) -> tuple[list[dict], Any]:
         points, offset = self._call(self.client.scroll, collection, limit=limit, offset=offset,

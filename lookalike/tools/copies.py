@@ -102,7 +102,7 @@ def _text(rgb: np.ndarray, rng: np.random.Generator, lines: int, size: float,
     return np.where(mask, blended, rgb).astype(np.uint8)
 
 
-def _screenshot(rgb: np.ndarray, share: float, rng: np.random.Generator) -> np.ndarray:
+def screenshot(rgb: np.ndarray, share: float, rng: np.random.Generator) -> np.ndarray:
     """The image placed in a UI-like frame (a phone or desktop page): bars, buttons, text
     lines around it; it covers `share` of the frame's width."""
     phone = bool(rng.integers(2))
@@ -160,7 +160,7 @@ def edit(rgb: np.ndarray, kind: str, level: int, rng: np.random.Generator) -> by
         else:
             out = _text(rgb, rng, 4, 1.2)
     elif kind == "screenshot":
-        out = _screenshot(rgb, (0.7, 0.5, 0.35)[level], rng)
+        out = screenshot(rgb, (0.7, 0.5, 0.35)[level], rng)
     elif kind == "combined":
         out = _crop(rgb, (0.85, 0.8, 0.7)[level], rng)
         out = _rotate(out, float((2, 4, 7)[level] * rng.choice([-1, 1])))

@@ -23,7 +23,7 @@ Copy when log2(affine) - 3 x residual >= 3.25 (constants below, docs/copies.md).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -57,6 +57,16 @@ CONFIDENCE_A, CONFIDENCE_B = 1.13, 1.19
 # 0.977 -> 0.994; photos of the same product called copies 46 -> 18 of 145, 13 -> 10 of 153.
 COPY_COSINE = 0.85     # a copy by its global vector alone
 GEOMETRY_MIN_COSINE = 0.5  # a geometric copy needs at least this global cosine
+# The region the affine map found, pulled back into the original's frame (`undone`), compared
+# by its global vector: a screenshot's copy is a small part of the frame, so the whole image's
+# cosine is low (0.37-0.51 for the dev screenshots the keypoints found, the region's 0.88-0.99),
+# while a photo's region keeps its perspective, light and surroundings (at most 0.84 on the dev
+# photos, 0.67 for photos of other products). So COPY_COSINE holds for that region too.
+# And a copy edited several ways at once (198 px grocery images cropped, turned, written over,
+# recompressed) can fall just short of both bars: NEAR_SCORE and NEAR_COSINE together call it
+# (each alone does not: photos of the product reach either, rarely both).
+NEAR_SCORE = THRESHOLD - 1.25
+NEAR_COSINE = 0.80
 
 
 @dataclass(frozen=True)
@@ -71,6 +81,8 @@ class CopyFit:
     coverage: float = 0.0
     scale: float = 0.0         # query pixels per catalogue pixel (sqrt of the map's determinant)
     proper: bool = False       # an unmirrored map with sides within MAX_ANISOTROPY
+    # The affine map, catalogue keypoint frame -> query keypoint frame (None without a fit).
+    transform: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     @property
     def residual_px(self) -> float:
@@ -134,7 +146,25 @@ def copy_fit(query: LocalFeatures, candidate: LocalFeatures, pairs: np.ndarray, 
     errors = np.linalg.norm(source[inlier] @ linear.T + affine[:, 2] - target[inlier], axis=1)
     residual = float(np.median(errors)) / scale if inlier.any() and scale > 1e-6 else float("inf")
     return CopyFit(index, mirrored, len(pairs), int(inlier.sum()), homography, residual,
-                   _coverage(affine, query.size, candidate.size) if proper else 0.0, scale, proper)
+                   _coverage(affine, query.size, candidate.size) if proper else 0.0, scale, proper,
+                   affine)
+
+
+def undone(rgb: np.ndarray, fit: CopyFit, query: LocalFeatures, candidate: LocalFeatures,
+           side: int = 256) -> np.ndarray:
+    """The query image (`rgb`, mirrored already when the fit is) pulled back through the
+    fit's map into the catalogue image's frame, `side` px on its long side: what the edit did
+    undone, so that the global vector can compare the region the keypoints found with the
+    original (a screenshot's copy is a small part of it; a shelf photo sharing a pattern with
+    another product is not that product there)."""
+    cw, ch = candidate.size
+    k = max(cw, ch) / side
+    out = (max(1, round(cw / k)), max(1, round(ch / k)))
+    to_pixels = rgb.shape[1] / query.size[0]  # query keypoint frame -> rgb pixels
+    m = np.asarray(fit.transform, np.float64) * to_pixels
+    m[:, :2] *= k  # output pixels -> catalogue keypoint frame first
+    return cv2.warpAffine(rgb, m, out, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                          borderMode=cv2.BORDER_REPLICATE)
 
 
 def mirror(rgb: np.ndarray) -> np.ndarray:
@@ -159,16 +189,32 @@ def best_fit(query: LocalFeatures, mirrored: LocalFeatures | None,
     return max(fits, key=lambda f: (f.is_copy, f.score, f.affine, -f.index))
 
 
-def decide(fit: CopyFit | None, cosines: list[float]) -> tuple[int, bool, float]:
-    """(the candidate named, is a copy, confidence) from the geometric fit and the
-    shortlist's global cosines (best first). A geometric copy needs GEOMETRY_MIN_COSINE; the
-    best candidate at COPY_COSINE or more is a copy whatever its keypoints say, its
-    confidence 0.77 at the bar rising to 0.99 at 0.95 (a line, not a fitted curve)."""
-    if fit is not None and fit.is_copy and cosines[fit.index] >= GEOMETRY_MIN_COSINE:
+def decide(fit: CopyFit | None, cosines: list[float], region: float | None = None
+           ) -> tuple[int, bool, float]:
+    """(the candidate named, is a copy, confidence) from the geometric fit, the shortlist's
+    global cosines (best first) and the cosine of the region the fit found (`region`, for the
+    fit's candidate; None without a proper map of MIN_AFFINE inliers). In order:
+    - a geometric copy with a whole-image cosine of at least GEOMETRY_MIN_COSINE;
+    - the region at COPY_COSINE or more, or the best candidate's whole image;
+    - a near copy: the fit's score at NEAR_SCORE and a cosine at NEAR_COSINE.
+    The confidence of a copy by cosine is 0.77 at the bar rising to 0.99 at 0.95 (a line, not a
+    fitted curve); of a near copy, 0.77."""
+    fitted = fit is not None and fit.proper and fit.affine >= MIN_AFFINE
+    whole = cosines[fit.index] if fit is not None and fit.index < len(cosines) else -1.0
+    # Not the region here: a photo's region passes 0.5 as often as not.
+    if fit is not None and fit.is_copy and whole >= GEOMETRY_MIN_COSINE:
         return fit.index, True, fit.confidence
+
+    def by_vector(cosine: float) -> float:
+        return 0.77 + 0.22 * min(1.0, (cosine - COPY_COSINE) / 0.1)
+
+    if fit is not None and fitted and region is not None and region >= COPY_COSINE:
+        return fit.index, True, max(by_vector(region), fit.confidence)
     if cosines and cosines[0] >= COPY_COSINE:
-        by_vector = 0.77 + 0.22 * min(1.0, (cosines[0] - COPY_COSINE) / 0.1)
-        return 0, True, max(by_vector, fit.confidence if fit and fit.index == 0 else 0.0)
+        return 0, True, max(by_vector(cosines[0]), fit.confidence if fit and fit.index == 0 else 0.0)
+    local = max(whole, region if region is not None and fitted else -1.0)
+    if fit is not None and fitted and fit.score >= NEAR_SCORE and local >= NEAR_COSINE:
+        return fit.index, True, max(0.77, fit.confidence)
     if fit is not None:
         return fit.index, False, fit.confidence
     return 0, False, 0.0
