@@ -67,6 +67,7 @@ GEOMETRY_MIN_COSINE = 0.5  # a geometric copy needs at least this global cosine
 # (each alone does not: photos of the product reach either, rarely both).
 NEAR_SCORE = THRESHOLD - 1.25
 NEAR_COSINE = 0.80
+NOT_A_COPY_MAX = 0.5  # the confidence a "not a copy" answer reports at most
 
 
 @dataclass(frozen=True)
@@ -198,7 +199,7 @@ def decide(fit: CopyFit | None, cosines: list[float], region: float | None = Non
     - the region at COPY_COSINE or more, or the best candidate's whole image;
     - a near copy: the fit's score at NEAR_SCORE and a cosine at NEAR_COSINE.
     The confidence of a copy by cosine is 0.77 at the bar rising to 0.99 at 0.95 (a line, not a
-    fitted curve); of a near copy, 0.77."""
+    fitted curve); of a near copy, 0.77; of a "not a copy", the keypoints' at most 0.5."""
     fitted = fit is not None and fit.proper and fit.affine >= MIN_AFFINE
     whole = cosines[fit.index] if fit is not None and fit.index < len(cosines) else -1.0
     # Not the region here: a photo's region passes 0.5 as often as not.
@@ -216,5 +217,7 @@ def decide(fit: CopyFit | None, cosines: list[float], region: float | None = Non
     if fit is not None and fitted and fit.score >= NEAR_SCORE and local >= NEAR_COSINE:
         return fit.index, True, max(0.77, fit.confidence)
     if fit is not None:
-        return fit.index, False, fit.confidence
+        # The keypoints alone may have looked like a copy that the global vector vetoed (a
+        # flat-on photo of the product): a "no" never reads as a likely copy.
+        return fit.index, False, min(fit.confidence, NOT_A_COPY_MAX)
     return 0, False, 0.0
