@@ -78,13 +78,16 @@ def search_load(b: Bench, svc: Service, size: int, in_flight: int, load: dict, d
     run = load_search(svc.target, b.photo_bytes, in_flight, **load, offset=size % 97, between=between,
                       verify="off")
     out = {k: run[k] for k in ("latency_ms", "server_ms", "errors", "wall_s", "qps")}
-    stages = stage_means(before, scrape(svc.metrics_port))
+    after = scrape(svc.metrics_port)
+    stages = stage_means(before, after)
+    full_gcs = int(after.get("gc_full", 0) - before.get("gc_full", 0))
     b_after = adjacent_b1(b)
     base = float(np.median(interleaved)) if interleaved else (b_before + b_after) / 2
     lat = out["latency_ms"]
     name = (f"Search {size:,} imgs, verify=off, {in_flight} in flight"
             + (f", {during}" if during else ""))
-    detail[name] = {**out, "stages_ms": stages, "adjacent_b1_ms": [b_before, b_after],
+    detail[name] = {**out, "stages_ms": stages, "full_gcs": full_gcs,
+                    "adjacent_b1_ms": [b_before, b_after],
                     "interleaved_b1_ms": interleaved}
     if not lat:
         b.res.skip("search", name, f"no successful request: {out['errors'][:2]}")
@@ -99,7 +102,8 @@ def search_load(b: Bench, svc: Service, size: int, in_flight: int, load: dict, d
             (f"{during}: the index is built by a niced child process; " if during else "") +
             f"server mean ms: {stage_txt}; bare b1 forward "
             f"{'interleaved' if interleaved else 'before/after'} {base:.1f} ms; "
-            f"{out['qps']:.2f} req/s" + (f"; {len(out['errors'])} errors" if out["errors"] else ""))
+            f"{out['qps']:.2f} req/s; {full_gcs} full garbage collections in the service"
+            + (f"; {len(out['errors'])} errors" if out["errors"] else ""))
     # Targets: faster end to end than the bare Keras forward (the served runtime makes room
     # for decode, search and the round trip); a tail within 1.5x (1 in flight) or 2x (8).
     b.res.add(Row("search", f"{name}: p50", p50, "ms", p50 / base, "/ bare Keras b1 forward",

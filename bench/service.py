@@ -26,12 +26,16 @@ def metrics_text(port: int) -> str:
 
 
 def scrape(port: int) -> dict[str, float]:
-    """Sum/count of the service's stage and request histograms (Prometheus text)."""
+    """Sum/count of the service's stage and request histograms, and its full (generation 2)
+    garbage collections so far (Prometheus text)."""
     text = metrics_text(port)
     out: dict[str, float] = {}
     for m in re.finditer(r'^(lookalike_stage_seconds|lookalike_grpc_request_seconds)_(sum|count)'
                          r'\{(?:stage|method)="([A-Za-z]+)"\} ([0-9.e+-]+)$', text, re.M):
         out[f"{m.group(3)}_{m.group(2)}"] = float(m.group(4))
+    full = re.search(r'^python_gc_collections_total\{generation="2"\} ([0-9.e+-]+)$', text, re.M)
+    if full:
+        out["gc_full"] = float(full.group(1))
     return out
 
 
