@@ -55,9 +55,8 @@ def read_set(root: Path, every: int):
     return gallery, photos[::every], top
 
 
-def evaluate(root: Path, every: int, model, settings: list[tuple[int, ...]]) -> dict:
+def evaluate(root: Path, every: int, model, settings: list[tuple[int, ...]], stage: StageTwo) -> dict:
     gallery, photos, top = read_set(root, every)
-    stage = StageTwo()
     catalogue = [decode(p.read_bytes()) for p, _ in gallery]
     cat_vectors = model.embed_catalogue(catalogue)
     cat_products = [pid for _, pid in gallery]
@@ -129,9 +128,16 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     parser.add_argument("--settings", type=int, default=len(SETTINGS),
                         help="the first n settings only (1: the shipped one)")
+    parser.add_argument("--setting", action="append", default=[],
+                        help="SIDE,POINTS,SHORTLIST,FIRST,DECISIVE instead of the list (repeatable)")
+    parser.add_argument("--kind", default=StageTwo.kind, help="local features: sift or orb")
+    parser.add_argument("--catalogue-points", type=int, default=StageTwo.catalogue_points)
     args = parser.parse_args()
     model = load_model()
-    out = {str(root): evaluate(root, args.every, model, SETTINGS[: args.settings])
+    stage = StageTwo(kind=args.kind, catalogue_points=args.catalogue_points)
+    settings = ([tuple(int(v) for v in text.split(",")) for text in args.setting]
+                or SETTINGS[: args.settings])
+    out = {str(root): evaluate(root, args.every, model, settings, stage)
            for root in args.data}
     if args.json:
         args.json.write_text(json.dumps(out, indent=1))
