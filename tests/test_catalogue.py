@@ -252,3 +252,18 @@ def test_a_benchmark_folder_takes_its_products_file_and_titles_from_ids(tmp_path
                                                           "An oat drink.")
     assert (apple.title, apple.category, apple.description) == ("red apple", "Apple", "Crisp.")
     assert any("top_category" in w for w in read_catalogue(tmp_path).warnings)
+
+
+def test_a_benchmark_csv_given_instead_of_its_folder_says_where_the_files_are(tmp_path: Path
+                                                                               ) -> None:
+    (tmp_path / "gallery").mkdir()
+    (tmp_path / "gallery" / "g1.jpg").write_bytes(b"jpeg")
+    (tmp_path / "gallery.csv").write_text("gallery_file,product_id\ng1.jpg,p1\n")
+    unreadable: list = []
+    assert list(batches(read_catalogue(tmp_path / "gallery.csv"), unreadable)) == []
+    (failure,) = unreadable
+    assert failure.reason.endswith(f"no such file: {tmp_path / 'g1.jpg'} (it is in "
+                                   f"{tmp_path / 'gallery'}: give the folder {tmp_path}, the "
+                                   "benchmark layout, instead of its gallery.csv)")
+    (entry,) = read_catalogue(tmp_path)  # the folder reads the files where they are
+    assert entry.uri == str(tmp_path / "gallery" / "g1.jpg")

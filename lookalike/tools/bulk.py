@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lookalike.client import Client
-from lookalike.tools.catalogue import Catalogue, Entry, unsupported_scheme
+from lookalike.tools.catalogue import Catalogue, Entry, misplaced_hint, unsupported_scheme
 from lookalike.v1 import lookalike_pb2 as pb
 
 # Well under the server's message limit (LOOKALIKE_MAX_INGEST_BYTES, 24 MiB by default).
@@ -62,6 +62,8 @@ def _unreadable(index: int, entry: Entry, exc: OSError | ValueError) -> pb.ItemF
         what = {FileNotFoundError: "no such file", IsADirectoryError: "a directory, not an image",
                 PermissionError: "permission denied"}.get(type(exc), exc.strerror or str(exc))
         reason = f"{what}: {entry.uri}"
+        if isinstance(exc, FileNotFoundError):
+            reason += misplaced_hint(Path(entry.uri))
     where = f"{entry.where}: " if entry.where else ""  # the catalogue line, to fix it there
     return pb.ItemFailure(index=index, product_id=entry.product_id, image_id=entry.image_id,
                           reason=where + reason)

@@ -112,6 +112,15 @@ def read_catalogue(path: Path, product_set: str = "") -> Catalogue:
     raise CatalogueError(f"no catalogue at {path}: give a CSV file or a folder")
 
 
+def misplaced_hint(path: Path) -> str:
+    """A benchmark's gallery.csv names files in the gallery/ folder beside it: read as a plain
+    CSV (the CSV given instead of its folder), every row misses. Where the file is, or ""."""
+    if (path.parent / "gallery" / path.name).is_file():
+        return (f" (it is in {path.parent / 'gallery'}: give the folder {path.parent}, "
+                "the benchmark layout, instead of its gallery.csv)")
+    return ""
+
+
 def set_name_problem(name: str) -> str | None:
     """Why `name` is not a product set name ("" is the default set), or None."""
     if not name or PRODUCT_SET.fullmatch(name):

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lookalike.config import get_settings
-from lookalike.tools.catalogue import Catalogue, Entry, Problem
+from lookalike.tools.catalogue import Catalogue, Entry, Problem, misplaced_hint
 
 
 @dataclass
@@ -58,7 +58,7 @@ def _file_problem(path: Path, max_bytes: int) -> str | None:
         with path.open("rb"):  # readable by this user, as ingest will read it
             pass
     except FileNotFoundError:
-        return f"no such file: {path}"
+        return f"no such file: {path}{misplaced_hint(path)}"
     except PermissionError:
         return f"permission denied: {path}"
     except OSError as exc:
