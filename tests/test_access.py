@@ -149,8 +149,12 @@ def test_idle_streams_leave_search_and_health_fast(secured, sample: Path) -> Non
             stop.set()
             for call in streams:
                 call.cancel()
-        codes = {call.code() for call in streams[0::3]}  # keyless reflection: refused at once
-        assert codes == {grpc.StatusCode.UNAUTHENTICATED}
+        # Keyless reflection is refused at once: by the key check, or, on a loaded machine
+        # where more than max_concurrent_rpcs calls are still being refused, by gRPC's own cap
+        # (RESOURCE_EXHAUSTED). Never held open (CANCELLED at the end) or answered.
+        codes = {call.code() for call in streams[0::3]}
+        assert grpc.StatusCode.UNAUTHENTICATED in codes
+        assert codes <= {grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.RESOURCE_EXHAUSTED}
 
 
 def test_a_stream_is_ended_after_its_lifetime(secured) -> None:
