@@ -277,3 +277,13 @@ def test_tables_fold_long_ids_instead_of_cutting_them(keyed: Keyed, sample: Path
 def test_a_setting_that_does_not_parse_is_named() -> None:
     one_line(lookalike("stats", LOOKALIKE_TLS="maybe"), USAGE, "LOOKALIKE_TLS='maybe'",
              "valid boolean")
+
+
+def test_an_evaluation_given_a_csv_or_a_plain_folder_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "gallery.csv").write_text("gallery_file,product_id\ng1.jpg,p1\n")
+    (tmp_path / "ground_truth.csv").write_text("query_file,product_id\nq1.jpg,p1\n")
+    for command in ("eval", "eval-copies"):
+        one_line(lookalike(command, str(tmp_path / "gallery.csv")), USAGE,
+                 f"give the benchmark folder {tmp_path}, not its gallery.csv")
+        one_line(lookalike(command, str(tmp_path.parent)), USAGE, "not a benchmark folder",
+                 str(tmp_path.parent))

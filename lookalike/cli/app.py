@@ -140,6 +140,18 @@ def fail(message: str, code: ExitCode = ExitCode.USAGE) -> typer.Exit:
     return typer.Exit(int(code))
 
 
+def require_benchmarks(folders: list[Path]) -> None:
+    """Each folder must be a benchmark (gallery.csv + ground_truth.csv), in one line if not;
+    one of its CSV files given instead of the folder is named as such."""
+    for folder in folders:
+        if folder.is_file() and folder.name in ("gallery.csv", "ground_truth.csv"):
+            fail_now(f"give the benchmark folder {folder.parent}, not its {folder.name}")
+    missing = [str(d) for d in folders if not (d / "gallery.csv").is_file()
+               or not (d / "ground_truth.csv").is_file()]
+    if missing:
+        fail_now(f"not a benchmark folder (gallery.csv + ground_truth.csv): {', '.join(missing)}")
+
+
 @contextmanager
 def user_input(what: str) -> Iterator[None]:
     """Reading what the user named (a catalogue, ...): an OSError or ValueError inside is the

@@ -17,10 +17,10 @@ from lookalike.cli.app import (
     app,
     client_for,
     console,
-    fail,
     ingest_with_progress,
     progress_bar,
     read_photo,
+    require_benchmarks,
     row,
     to_json,
 )
@@ -73,10 +73,7 @@ def evaluate_copies(
     from lookalike.tools.catalogue import read_catalogue
     from lookalike.tools.local import local_service
 
-    missing = [str(d) for d in datasets if not (d / "gallery.csv").is_file()
-               or not (d / "ground_truth.csv").is_file()]
-    if missing:
-        raise fail(f"not a benchmark folder (gallery.csv + ground_truth.csv): {', '.join(missing)}")
+    require_benchmarks(datasets)
     sets = {d.name: d.name for d in datasets}
     catalogue = [e for d in datasets for e in read_catalogue(d, product_set=sets[d.name])]
 

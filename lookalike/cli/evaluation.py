@@ -19,6 +19,7 @@ from lookalike.cli.app import (
     ingest_with_progress,
     print_matches,
     progress_bar,
+    require_benchmarks,
     row,
 )
 
@@ -44,6 +45,7 @@ def evaluate(
 
     if verify not in ("", "auto", "off", "on"):
         raise fail(f"--verify is {verify!r}; one of auto, off, on")
+    require_benchmarks([bench])
     gallery = read_catalogue(bench)
 
     def run(target: str) -> ev.Report:
