@@ -2,9 +2,10 @@
 
     .venv/bin/python bench/vector_store.py --sizes 100000 --out vector_store.json
 
-Synthetic catalogue: 1280-d unit vectors in clusters (like product embeddings: many near
-neighbours), one image per product so that product-grouped search ranks the same points as
-exact nearest neighbours; queries are perturbed catalogue vectors. Per engine/config and size:
+Synthetic catalogue: unit vectors (--dim: 1280, the default model's; make bench uses its
+model's) in clusters (like product embeddings: many near neighbours), one image per product
+so that product-grouped search ranks the same points as exact nearest neighbours; queries
+are perturbed catalogue vectors. Per engine/config and size:
 search p50/p99 (top-10 products) without and with a 10% category filter, recall@10 against
 exact float32 search, store bytes and RSS per image, reopen seconds. Reopen, RSS and search run
 in a fresh subprocess (a restarted service), so the builder's memory does not count.
@@ -60,17 +61,17 @@ class Dataset:
     """n clustered unit vectors, generated block by block from a seed (any block, any time),
     and `queries` perturbed copies of catalogue vectors. Memory stays at one block whatever n."""
 
-    def __init__(self, n: int, queries: int, seed: int = 0) -> None:
-        self.n, self.seed = n, seed
-        self.centres = np.random.default_rng(seed).standard_normal((max(n // 50, 1), DIM),
+    def __init__(self, n: int, queries: int, seed: int = 0, dim: int = DIM) -> None:
+        self.n, self.seed, self.dim = n, seed, dim
+        self.centres = np.random.default_rng(seed).standard_normal((max(n // 50, 1), dim),
                                                                    dtype=np.float32)
         rng = np.random.default_rng([seed, 1])
         picks = rng.integers(0, n, queries)
-        q = np.empty((queries, DIM), np.float32)
+        q = np.empty((queries, dim), np.float32)
         for start, x in self.blocks():
             inside = (picks >= start) & (picks < start + len(x))
             q[inside] = x[picks[inside] - start]
-        q += 0.5 / np.sqrt(DIM) * rng.standard_normal(q.shape, dtype=np.float32)
+        q += 0.5 / np.sqrt(dim) * rng.standard_normal(q.shape, dtype=np.float32)
         self.queries = q / np.linalg.norm(q, axis=1, keepdims=True)
 
     def blocks(self):
@@ -105,7 +106,7 @@ def _client(engine: str, path: Path, options: EdgeOptions | None):
 
 def build(engine: str, path: Path, options: EdgeOptions | None, data: Dataset, index: bool) -> dict:
     settings = Settings(data_dir=path, qdrant_url="")
-    store = CatalogueStore.open(settings, MODEL, DIM, _client(engine, path, options))
+    store = CatalogueStore.open(settings, MODEL, data.dim, _client(engine, path, options))
     started = time.perf_counter()
     for start, x in data.blocks():
         for s in range(0, len(x), 1000):
@@ -130,7 +131,7 @@ def probe(engine: str, path: Path, options: EdgeOptions | None, qfile: Path, max
     q = np.load(qfile)[:max_queries]
     base = rss_bytes()
     started = time.perf_counter()
-    store = CatalogueStore.open(Settings(data_dir=path, qdrant_url=""), MODEL, DIM,
+    store = CatalogueStore.open(Settings(data_dir=path, qdrant_url=""), MODEL, q.shape[1],
                                 _client(engine, path, options))
     n = store.count()
     reopen_s = time.perf_counter() - started
@@ -162,11 +163,11 @@ def _du(path: Path) -> int:
 
 def measure(sizes: list[int], configs: list[str] | None = None, queries: int = 200,
             local_queries: int = 20, local_max_size: int = 100_000, workdir: str | None = None,
-            log=print) -> list[dict]:
+            log=print, dim: int = DIM) -> list[dict]:
     """One row per (config, size, hnsw_ef)."""
     rows: list[dict] = []
     for n in sizes:
-        data = Dataset(n, queries)
+        data = Dataset(n, queries, dim=dim)
         q = data.queries
         (truth, cos), (truth_f, cos_f) = data.exact_top(), data.exact_top(category=3)
         for name in configs or DEFAULT_CONFIGS:
@@ -188,7 +189,7 @@ def measure(sizes: list[int], configs: list[str] | None = None, queries: int = 2
                 store_bytes = _du(path)
             for r in results:
                 found, found_f = r.pop("found"), r.pop("found_filter")
-                row = {"config": name, "size": n, "queries": nq, **built,
+                row = {"config": name, "size": n, "dim": dim, "queries": nq, **built,
                        "recall@10": recall(found, truth[:nq]),
                        "recall@10_filter": recall(found_f, truth_f[:nq]),
                        "recall@10_near": recall(found, truth[:nq], cos[:nq]),
@@ -218,12 +219,12 @@ def recall(found: list[list[int]], truth: np.ndarray, cosines: np.ndarray | None
 
 
 def grocery_recall(datatypes: tuple[str, ...] = ("float32", "float16", "turbo8"),
-                   data: Path = GROCERY, log=print) -> list[dict]:
+                   data: Path = GROCERY, log=print, model: str | None = None) -> list[dict]:
     """Recall@1 on GroceryStoreDataset through the store, per storage datatype."""
     from lookalike.imaging import decode
     from lookalike.model import load_model
 
-    embedder = load_model()
+    embedder = load_model(model) if model else load_model()
     gallery = list(csv.DictReader((data / "gallery.csv").open()))
     truth = list(csv.DictReader((data / "ground_truth.csv").open()))
     views = embedder.embed_catalogue([decode((data / "gallery" / g["gallery_file"]).read_bytes())
@@ -266,6 +267,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="100000")
     parser.add_argument("--configs", default=",".join(DEFAULT_CONFIGS))
     parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--dim", type=int, default=DIM, help="vector dimension (default %(default)s)")
     parser.add_argument("--local-queries", type=int, default=20)
     parser.add_argument("--grocery", action="store_true", help="also Recall@1 on GroceryStoreDataset")
     parser.add_argument("--out", help="write the rows as JSON here")
@@ -278,7 +280,7 @@ def main() -> None:
         return
     print(" ".join(h.ljust(w) for h, (_, w) in zip(HEADERS, COLUMNS)))
     rows = measure([int(s) for s in args.sizes.split(",")], args.configs.split(","),
-                   args.queries, args.local_queries)
+                   args.queries, args.local_queries, dim=args.dim)
     if args.grocery:
         rows += grocery_recall()
     if args.out:

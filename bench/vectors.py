@@ -41,14 +41,16 @@ def run(b: Bench) -> None:
     rows: list[dict] = []
     for sizes, configs, queries in plan(b):
         log(f"  bench/vector_store.py: sizes {sizes}, configs {configs}, {queries} queries")
-        rows += vs.measure(sizes, configs, queries=queries, workdir=str(workdir), log=log)
+        rows += vs.measure(sizes, configs, queries=queries, workdir=str(workdir), log=log,
+                           dim=b.model.dim)
     b.res.details["vector_store"] = rows
     seen: set = set()
     for r in rows:
         table_rows(b, r, seen)
     if not b.args.quick and b.data.photos:
         log("  GroceryStoreDataset Recall@1 per vector datatype")
-        grocery = vs.grocery_recall(("float32", "turbo8", "turbo4"), b.data.root, log=log)
+        grocery = vs.grocery_recall(("float32", "turbo8", "turbo4"), b.data.root, log=log,
+                                    model=b.model_name)
         b.res.details["vector_store_grocery"] = grocery
         f32 = grocery[0]["recall@1"]
         for g in grocery[1:]:

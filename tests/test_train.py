@@ -1,17 +1,20 @@
 """lookalike.training: a couple of steps on synthetic products; the artifact round-trips through
-lookalike.model.shelf.ShelfModel."""
+lookalike.model.shelf.ShelfModel; a projected (shrunk) artifact searches its source's vectors projected."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from lookalike.model.registry import DEFAULT_MODEL, MODELS, model_id
 from lookalike.model.shelf import ShelfModel
 from lookalike.model.tail import split_model
 from lookalike.tools import sample
 from lookalike.training import Dataset, TrainConfig, train
+from lookalike.training.projection import fit_projection, shrink
 
 
 def _dataset(n_products: int = 3, photos: int = 3) -> Dataset:
@@ -69,3 +72,46 @@ def test_trained_weights_differ_from_imagenet(tmp_path):
     w0 = base.get_layer("head_conv").get_weights()[0]
     w1 = tr.tail.get_layer("head_conv").get_weights()[0]
     assert not np.allclose(w0, w1)
+
+
+def test_a_projection_keeps_the_directions_that_carry_the_vectors() -> None:
+    rng = np.random.default_rng(0)
+    basis = np.linalg.qr(rng.standard_normal((8, 8)))[0]
+    vectors = (rng.standard_normal((200, 3)) * [5, 3, 2]) @ basis[:, :3].T
+    vectors += 0.01 * rng.standard_normal(vectors.shape)
+    proj, kept = fit_projection(vectors, 3)
+    assert proj.shape == (8, 3) and kept > 0.99
+    np.testing.assert_allclose(proj.T @ proj, np.eye(3), atol=1e-5)
+    # its columns span the three directions the vectors lie in
+    np.testing.assert_allclose(np.linalg.norm(basis[:, :3].T @ proj, axis=0), 1, atol=1e-3)
+    for wrong in (0, 8):
+        with pytest.raises(ValueError, match="--dim"):
+            fit_projection(vectors, wrong)
+    with pytest.raises(ValueError, match="at least"):
+        fit_projection(vectors[:2], 3)
+
+
+def test_a_shrunk_model_searches_the_projected_vectors_of_its_source(tmp_path: Path) -> None:
+    ds = _dataset()
+    cfg = TrainConfig(steps=1, head_steps=0, batch=4, n_aug_photo=1, n_aug_catalogue=1, side=64)
+    train(ds, tmp_path / "m", cfg, log=lambda *a: None)
+    shrink(tmp_path / "m", ds, tmp_path / "small", 4, log=lambda *a: None)
+    meta = json.loads((tmp_path / "small.json").read_text())
+    assert meta["projection"]["dim"] == 4 and meta["projection"]["fitted_on"] == 3 + 9
+    source, small = ShelfModel("m", "test", tmp_path / "m"), ShelfModel("s", "test", tmp_path / "small")
+    assert (source.dim, small.dim) == (1280, 4)
+    proj = np.load(tmp_path / "small.npz")["proj"].astype(np.float32)
+    expected = source.embed_query(ds.photos[:4]) @ proj
+    expected /= np.linalg.norm(expected, axis=1, keepdims=True)
+    np.testing.assert_allclose(small.embed_query(ds.photos[:4]), expected, atol=1e-4)
+    assert np.stack(small.embed_catalogue(ds.catalogue)).shape == (3, 1, 4)
+
+
+def test_the_shipped_640_model_is_the_default_model_projected() -> None:
+    small, default = MODELS["lite0-shelf-640"].artifact, MODELS[DEFAULT_MODEL].artifact
+    arrays, base = np.load(small), np.load(default)
+    assert arrays["proj"].shape == (1280, 640)
+    assert all(np.array_equal(arrays[k], base[k]) for k in base.files)  # the same network
+    meta = json.loads(small.with_suffix(".json").read_text())
+    assert meta["projection"] == {**meta["projection"], "from": DEFAULT_MODEL, "dim": 640}
+    assert model_id("lite0-shelf-640") != model_id(DEFAULT_MODEL)

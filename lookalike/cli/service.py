@@ -1,7 +1,9 @@
-"""Commands that run or maintain the service: serve, worker, worker-health, warmup, train, reindex, optimize."""
+"""Commands that run or maintain the service: serve, worker, worker-health, warmup, train,
+shrink-model, reindex, optimize."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -104,6 +106,29 @@ def train(ctx: typer.Context) -> None:
     from lookalike.training.cli import main
 
     main(ctx.args)
+
+
+@app.command(name="shrink-model")
+def shrink_model(
+    source: Annotated[Path, typer.Argument(help="the trained model's artifact (path stem or .npz)")],
+    data: Annotated[Path, typer.Argument(help="its training data: a benchmark folder or a folder "
+                                              "per product")],
+    out: Annotated[Path, typer.Argument(help="artifact path stem: writes OUT.npz and OUT.json")],
+    dim: Annotated[int, typer.Option(help="dimensions kept", min=1)] = 640,
+) -> None:
+    """Project a trained model's vectors to fewer dimensions: a smaller stored vector per image."""
+    stem = source.with_suffix("") if source.suffix in (".npz", ".json") else source
+    if not stem.with_name(stem.name + ".npz").is_file():
+        raise fail(f"{source}: no such model artifact (want {stem}.npz and {stem}.json)")
+    if not data.is_dir():
+        raise fail(f"{data}: no such folder")
+    from lookalike.training.data import load_dataset
+    from lookalike.training.projection import shrink
+
+    try:
+        shrink(stem, load_dataset(data), out, dim, log=console.print)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
 
 
 @app.command()

@@ -3,6 +3,9 @@
 - `lite0-shelf` (default): EfficientNet-Lite0 with its last block and head conv fine-tuned
   (normalised softmax) on shop-shelf photos; shipped in lookalike/model/artifacts/ and
   rebuilt by `make model`.
+- `lite0-shelf-640`: the same network, its vector projected to 640 dimensions (the top
+  directions of its training vectors, `lookalike shrink-model`): half the bytes a stored
+  vector costs, for catalogues of millions.
 - `efficientnet-lite0`: the ImageNet network as is, global average pooled.
 
 A model's id (`name@version`) is known without loading it: collections and payloads
@@ -58,6 +61,7 @@ def _artifact_spec(name: str) -> ModelSpec:
 MODELS: dict[str, ModelSpec] = {
     "efficientnet-lite0": ModelSpec("imagenet-57934424.gap224", _imagenet),
     DEFAULT_MODEL: _artifact_spec(DEFAULT_MODEL),
+    "lite0-shelf-640": _artifact_spec("lite0-shelf-640"),
 }
 
 
