@@ -6,9 +6,12 @@ Synthetic catalogue: unit vectors (--dim: 1280, the default model's; make bench 
 model's) in clusters (like product embeddings: many near neighbours), one image per product
 so that product-grouped search ranks the same points as exact nearest neighbours; queries
 are perturbed catalogue vectors. Per engine/config and size:
-search p50/p99 (top-10 products) without and with a 10% category filter, recall@10 against
-exact float32 search, store bytes and RSS per image, reopen seconds. Reopen, RSS and search run
-in a fresh subprocess (a restarted service), so the builder's memory does not count.
+search p50/p99 (top-10 products) without a filter, with a 10% category filter that ignores the
+clusters (every tenth product, the same category for every query) and with the query's own
+10% department (a label that follows the clusters, as a shop's departments follow what its
+products look like), recall@10 against exact float32 search, store bytes and RSS per image,
+reopen seconds. Reopen, RSS and search run in a fresh subprocess (a restarted service), so
+the builder's memory does not count.
 With --grocery: Recall@1 on GroceryStoreDataset (40 gallery images, 2,591 phone photos) with the
 default embedder, per storage datatype.
 
@@ -59,7 +62,8 @@ BLOCK = 50_000  # vectors generated at a time: 1M never sits in memory (256 MB p
 
 class Dataset:
     """n clustered unit vectors, generated block by block from a seed (any block, any time),
-    and `queries` perturbed copies of catalogue vectors. Memory stays at one block whatever n."""
+    and `queries` perturbed copies of catalogue vectors. Memory stays at one block whatever n.
+    Vector i's category is i % CATEGORIES; its department, its cluster's % CATEGORIES."""
 
     def __init__(self, n: int, queries: int, seed: int = 0, dim: int = DIM) -> None:
         self.n, self.seed, self.dim = n, seed, dim
@@ -68,29 +72,34 @@ class Dataset:
         rng = np.random.default_rng([seed, 1])
         picks = rng.integers(0, n, queries)
         q = np.empty((queries, dim), np.float32)
-        for start, x in self.blocks():
+        self.query_departments = np.empty(queries, np.int64)
+        for start, x, departments in self.blocks():
             inside = (picks >= start) & (picks < start + len(x))
             q[inside] = x[picks[inside] - start]
+            self.query_departments[inside] = departments[picks[inside] - start]
         q += 0.5 / np.sqrt(dim) * rng.standard_normal(q.shape, dtype=np.float32)
         self.queries = q / np.linalg.norm(q, axis=1, keepdims=True)
 
     def blocks(self):
         for start in range(0, self.n, BLOCK):
             rng = np.random.default_rng([self.seed, 2, start])
-            x = self.centres[rng.integers(0, len(self.centres), min(BLOCK, self.n - start))]
-            x += 0.8 * rng.standard_normal(x.shape, dtype=np.float32)
-            yield start, x / np.linalg.norm(x, axis=1, keepdims=True)
+            clusters = rng.integers(0, len(self.centres), min(BLOCK, self.n - start))
+            x = self.centres[clusters] + 0.8 * rng.standard_normal(
+                (len(clusters), self.dim), dtype=np.float32)
+            yield start, x / np.linalg.norm(x, axis=1, keepdims=True), clusters % CATEGORIES
 
-    def exact_top(self, k: int = 10, category: int | None = None
+    def exact_top(self, k: int = 10, category: int | None = None, own_department: bool = False
                   ) -> tuple[np.ndarray, np.ndarray]:
-        """Exact float32 top-k ids per query (optionally within one category) and their
-        cosines, best first, one pass."""
+        """Exact float32 top-k ids per query (optionally within one category, or within the
+        query's own department) and their cosines, best first, one pass."""
         best_s = np.full((len(self.queries), k), -np.inf, np.float32)
         best_i = np.zeros((len(self.queries), k), np.int64)
-        for start, x in self.blocks():
+        for start, x, departments in self.blocks():
             s = self.queries @ x.T
             if category is not None:
                 s[:, (start + np.arange(len(x))) % CATEGORIES != category] = -np.inf
+            if own_department:
+                s[self.query_departments[:, None] != departments[None, :]] = -np.inf
             s = np.concatenate([best_s, s], axis=1)
             ids = np.concatenate([best_i, np.broadcast_to(start + np.arange(len(x)),
                                                           (len(s), len(x)))], axis=1)
@@ -108,11 +117,12 @@ def build(engine: str, path: Path, options: EdgeOptions | None, data: Dataset, i
     settings = Settings(data_dir=path, qdrant_url="")
     store = CatalogueStore.open(settings, MODEL, data.dim, _client(engine, path, options))
     started = time.perf_counter()
-    for start, x in data.blocks():
+    for start, x, departments in data.blocks():
         for s in range(0, len(x), 1000):
             ids = range(start + s, start + min(len(x), s + 1000))
             images = [CatalogueImage(f"p{i}", "front", f"c{i % CATEGORIES}", f"Product {i}",
-                                     ("label",), f"/catalogue/p{i}.jpg") for i in ids]
+                                     (f"d{departments[i - start]}",), f"/catalogue/p{i}.jpg")
+                      for i in ids]
             store.upsert(images, x[s:s + 1000])
     ingest_s = time.perf_counter() - started
     started = time.perf_counter()
@@ -128,7 +138,8 @@ def probe(engine: str, path: Path, options: EdgeOptions | None, qfile: Path, max
     """In this (fresh) process: reopen, search, RSS. One dict per hnsw_ef."""
     import resource  # noqa: F401  (Linux only, like the service)
 
-    q = np.load(qfile)[:max_queries]
+    saved = np.load(qfile)
+    q, departments = saved["queries"][:max_queries], saved["departments"][:max_queries]
     base = rss_bytes()
     started = time.perf_counter()
     store = CatalogueStore.open(Settings(data_dir=path, qdrant_url=""), MODEL, q.shape[1],
@@ -141,11 +152,13 @@ def probe(engine: str, path: Path, options: EdgeOptions | None, qfile: Path, max
             store.client.options = EdgeOptions(**{**asdict(store.client.options), "hnsw_ef": ef})
         store.search(q[0], 10)  # warm
         out: dict = {"hnsw_ef": ef, "reopen_s": round(reopen_s, 2), "points": n}
-        for label, cats in (("", None), ("_filter", ["c3"])):
+        for label, cats, own in (("", None, False), ("_filter", ["c3"], False),
+                                 ("_department", None, True)):
             times, found = [], []
-            for v in q:
+            for v, department in zip(q, departments):
                 t = time.perf_counter()
-                matches = store.search(v, 10, categories=cats)
+                matches = store.search(v, 10, categories=cats,
+                                       labels=[f"d{department}"] if own else None)
                 times.append(time.perf_counter() - t)
                 found.append([int(m.product_id[1:]) for m in matches])
             out[f"p50_ms{label}"] = round(float(np.percentile(times, 50)) * 1000, 2)
@@ -169,15 +182,16 @@ def measure(sizes: list[int], configs: list[str] | None = None, queries: int = 2
     for n in sizes:
         data = Dataset(n, queries, dim=dim)
         q = data.queries
-        (truth, cos), (truth_f, cos_f) = data.exact_top(), data.exact_top(category=3)
+        (truth, cos), (truth_f, cos_f), (truth_d, cos_d) = (
+            data.exact_top(), data.exact_top(category=3), data.exact_top(own_department=True))
         for name in configs or DEFAULT_CONFIGS:
             engine, options, index, efs = CONFIGS[name]
             if engine == "local" and n > local_max_size:
                 continue
             with tempfile.TemporaryDirectory(dir=workdir, prefix="vs-") as tmp:
                 path = Path(tmp) / "store"
-                qfile = Path(tmp) / "q.npy"
-                np.save(qfile, q)
+                qfile = Path(tmp) / "q.npz"
+                np.savez(qfile, queries=q, departments=data.query_departments)
                 log(f"[{name} n={n}] building...")
                 built = build(engine, path, options, data, index)
                 nq = local_queries if engine == "local" else queries
@@ -188,12 +202,14 @@ def measure(sizes: list[int], configs: list[str] | None = None, queries: int = 2
                                                     text=True).stdout.splitlines()[-1])
                 store_bytes = _du(path)
             for r in results:
-                found, found_f = r.pop("found"), r.pop("found_filter")
+                found, found_f, found_d = r.pop("found"), r.pop("found_filter"), r.pop("found_department")
                 row = {"config": name, "size": n, "dim": dim, "queries": nq, **built,
                        "recall@10": recall(found, truth[:nq]),
                        "recall@10_filter": recall(found_f, truth_f[:nq]),
                        "recall@10_near": recall(found, truth[:nq], cos[:nq]),
                        "recall@10_near_filter": recall(found_f, truth_f[:nq], cos_f[:nq]),
+                       "recall@10_department": recall(found_d, truth_d[:nq]),
+                       "recall@10_near_department": recall(found_d, truth_d[:nq], cos_d[:nq]),
                        **r, "store_bytes_per_image": round(store_bytes / n),
                        "rss_bytes_per_image": round(r.pop("rss_bytes") / n)}
                 log(format_row(row))
@@ -251,11 +267,13 @@ def grocery_recall(datatypes: tuple[str, ...] = ("float32", "float16", "turbo8")
 
 COLUMNS = [("config", 22), ("size", 8), ("hnsw_ef", 7), ("p50_ms", 7), ("p99_ms", 7),
            ("p50_ms_filter", 9), ("p99_ms_filter", 9), ("recall@10", 9), ("recall@10_filter", 9),
-           ("recall@10_near", 9), ("recall@10_near_filter", 9),
+           ("recall@10_near", 9), ("recall@10_near_filter", 9), ("p50_ms_department", 9),
+           ("recall@10_department", 9),
            ("store_bytes_per_image", 9), ("rss_bytes_per_image", 9), ("reopen_s", 8),
            ("ingest_s", 8), ("optimize_s", 8)]
 HEADERS = ["engine/config", "size", "ef", "p50 ms", "p99 ms", "p50 filt", "p99 filt", "R@10",
-           "R@10 flt", "R@10 near", "near flt", "store B", "RSS B", "reopen s", "ingest s", "index s"]
+           "R@10 flt", "R@10 near", "near flt", "p50 dept", "R@10 dept", "store B", "RSS B",
+           "reopen s", "ingest s", "index s"]
 
 
 def format_row(row: dict) -> str:

@@ -65,7 +65,8 @@ def table_rows(b: Bench, r: dict, reopen_seen: set) -> None:
     ef = r.get("hnsw_ef") or 0
     tag = f"{r['config']} {int(r['size']):,}" + (f" ef={ef}" if ef else "")
     n = r.get("queries")
-    for label, suffix in (("no filter", ""), ("10% category filter", "_filter")):
+    for label, suffix in (("no filter", ""), ("10% category filter", "_filter"),
+                          ("the query's own 10% department", "_department")):
         p50, p99, rec = r[f"p50_ms{suffix}"], r[f"p99_ms{suffix}"], r[f"recall@10{suffix}"]
         # At 1M an HNSW index is judged (5 ms without a filter, 10 ms with), exact search not.
         target = ("<= 1" if r["size"] <= 100_000 or (ef and suffix) else "<= 0.5" if ef else "")
