@@ -30,13 +30,15 @@ serve: install redis
 eval: install redis
 	$(VENV)/bin/lookalike eval ../shared/data/grocerystore_dev --json eval-results.json
 
-## Rebuild the shipped models from GroceryStoreDataset next to this repo (fixed seed, ~5 min):
-## lite0-shelf, then lite0-shelf-640 (its vectors projected to 640 dimensions).
+## Rebuild the shipped models from GroceryStoreDataset next to this repo (fixed seed, ~6 min):
+## lite0-shelf, then lite0-shelf-640 (its vectors projected to 640 dimensions), then their
+## full-integer network for LOOKALIKE_RUNTIME=litert-int8 (calibrated on the same photos).
 model: install
 	$(VENV)/bin/lookalike train ../shared/data/grocerystore_dev lookalike/model/artifacts/lite0-shelf \
 		--mode unfreeze --loss cosine --seed 0
 	$(VENV)/bin/lookalike shrink-model lookalike/model/artifacts/lite0-shelf \
 		../shared/data/grocerystore_dev lookalike/model/artifacts/lite0-shelf-640 --dim 640
+	$(VENV)/bin/lookalike quantize-model lookalike/model/artifacts/lite0-shelf ../shared/data/grocerystore_dev
 
 ## The product-split comparison table of the README (~15 min).
 quality: install

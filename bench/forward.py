@@ -93,35 +93,55 @@ def run(b: Bench) -> None:
 
 def served_rows(b: Bench) -> None:
     """The serving runtime's batch-1 forward at each thread count (1, 2, 4 ... the cores),
-    each next to a Keras batch-1 run, and at its default count (what the service uses)."""
-    from lookalike.model import load_model
-
+    each next to a Keras batch-1 run, and at its default count (what the service uses); then
+    the same for the other LiteRT runtime when the model has it (float / int8)."""
     m, cfg = b.model, b.cfg
     cores = len(os.sched_getaffinity(0))
     counts = sorted({1, cores, *(t for t in (2, 4, 8, 16) if t <= cores)})
-    served: dict[int, float] = {}
-    for threads in counts:
-        model = m.embedder if threads == getattr(m.served, "threads", None) else load_model(
-            b.model_name, runtime=m.runtime, threads=threads)
-        ms = time_calls(lambda: model.forward(b.x1), 1, cfg["b1_calls"], warm=3)  # noqa: B023
-        keras_ms = float(np.median(m.time_forward(b.x1, cfg["adjacent_b1_calls"], warm=1)))
-        served[threads] = float(np.median(ms))
-        default = " (the default)" if model is m.embedder else ""
-        b.res.add(Row("limit", f"served forward ({m.runtime}), batch 1, {threads} thread(s){default}",
-                      served[threads], "ms/img", served[threads] / keras_ms,
-                      "/ Keras batch-1 forward run next to it", "<= 0.6", n=len(ms),
-                      note=f"Keras batch 1 next to it {keras_ms:.1f} ms; median of {len(ms)}"))
+    by_runtime: dict[str, dict[int, float]] = {}
+    for runtime in [m.runtime, *(r for r in ("litert", "litert-int8") if r != m.runtime)]:
+        served = by_runtime[runtime] = forward_by_threads(b, runtime, counts)
+        if not served:
+            b.res.skip("limit", f"forward ({runtime})", f"{b.model_name} has no {runtime} network")
     # Several images at once (concurrent searches, an ingest chunk): dealt to one
     # single-thread interpreter per core.
     batch = b.x32[:8]
     ms8 = time_calls(lambda: m.served(batch), len(batch), cfg["b32_calls"] * 3, warm=1)
     default = getattr(m.served, "threads", None)
     b.res.add(Row("limit", f"served forward ({m.runtime}), 8 images a call", float(np.median(ms8)),
-                  "ms/img", float(np.median(ms8)) / served.get(default, b.b1_ms),
+                  "ms/img", float(np.median(ms8)) / by_runtime[m.runtime].get(default, b.b1_ms),
                   "/ its batch 1 at the default threads", n=len(ms8),
                   note=f"{1000 / float(np.median(ms8)):.0f} images/s"))
-    b.res.details["served_forward"] = {"runtime": m.runtime, "ms_by_threads": served, "b8_ms": ms8,
-                                       "default_threads": getattr(m.served, "threads", None)}
+    b.res.details["served_forward"] = {"runtime": m.runtime, "ms_by_threads": by_runtime[m.runtime],
+                                       "b8_ms": ms8, "default_threads": default,
+                                       "ms_by_runtime_and_threads": by_runtime}
+
+
+def forward_by_threads(b: Bench, runtime: str, counts: list[int]) -> dict[int, float]:
+    """ms per image of `runtime` at batch 1 per thread count, a row each; {} when the model
+    has no such network."""
+    from lookalike.config import ConfigError
+    from lookalike.model import load_model
+
+    m, cfg = b.model, b.cfg
+    served: dict[int, float] = {}
+    for threads in counts:
+        try:
+            model = m.embedder if (runtime == m.runtime and threads == getattr(m.served, "threads", None)
+                                   ) else load_model(b.model_name, runtime=runtime, threads=threads)
+        except ConfigError:
+            return served
+        ms = time_calls(lambda: model.forward(b.x1), 1, cfg["b1_calls"], warm=3)  # noqa: B023
+        keras_ms = float(np.median(m.time_forward(b.x1, cfg["adjacent_b1_calls"], warm=1)))
+        served[threads] = float(np.median(ms))
+        default = " (the default)" if model is m.embedder else ""
+        what = "served forward" if runtime == m.runtime else "forward"
+        b.res.add(Row("limit", f"{what} ({runtime}), batch 1, {threads} thread(s){default}",
+                      served[threads], "ms/img", served[threads] / keras_ms,
+                      "/ Keras batch-1 forward run next to it", "<= 0.6", n=len(ms),
+                      note=f"{model.model_id}; Keras batch 1 next to it {keras_ms:.1f} ms; "
+                           f"median of {len(ms)}"))
+    return served
 
 
 def adjacent_b1(b: Bench) -> float:

@@ -41,10 +41,12 @@ class Settings(BaseSettings):
 
     model: str = "lite0-shelf"
     # What runs the model's network: litert (XNNPACK, 0.25x the Keras forward pass on 2
-    # cores; its vectors equal Keras's to float rounding, checked at conversion) or keras
-    # (the reference, what training uses). model_threads: cores it uses, 0: one per core up
-    # to 4 (bench/forward.py measures the scaling).
-    runtime: Literal["litert", "keras"] = "litert"
+    # cores; its vectors equal Keras's to float rounding, checked at conversion), litert-int8
+    # (its shipped full-integer network, ~0.6x litert's time; other vectors, so another model
+    # id: a catalogue is built and searched with one of them) or keras (the reference, what
+    # training uses). model_threads: cores it uses, 0: one per core up to 4 (bench/forward.py
+    # measures the scaling).
+    runtime: Literal["litert", "litert-int8", "keras"] = "litert"
     model_threads: int = Field(0, ge=0, le=256)
 
     # gRPC query service.

@@ -289,10 +289,11 @@ def test_an_evaluation_given_a_csv_or_a_plain_folder_is_one_line(tmp_path: Path)
                  str(tmp_path.parent))
 
 
-def test_shrink_model_names_a_missing_artifact_or_folder(tmp_path: Path) -> None:
+def test_shrink_and_quantize_model_name_a_missing_artifact_or_folder(tmp_path: Path) -> None:
     shipped = str(Path(__file__).parents[1] / "lookalike" / "model" / "artifacts" / "lite0-shelf")
-    one_line(lookalike("shrink-model", str(tmp_path / "nothing"), str(tmp_path), str(tmp_path / "o")),
-             USAGE, "nothing: no such model artifact")
-    one_line(lookalike("shrink-model", shipped, str(tmp_path / "no-data"), str(tmp_path / "o")),
-             USAGE, "no-data: no such folder")
+    for command, out in (("shrink-model", [str(tmp_path / "o")]), ("quantize-model", [])):
+        one_line(lookalike(command, str(tmp_path / "nothing"), str(tmp_path), *out),
+                 USAGE, "nothing: no such model artifact")
+        one_line(lookalike(command, shipped, str(tmp_path / "no-data"), *out),
+                 USAGE, "no-data: no such folder")
     assert not list(tmp_path.glob("o.*"))

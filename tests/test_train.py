@@ -1,5 +1,6 @@
 """lookalike.training: a couple of steps on synthetic products; the artifact round-trips through
-lookalike.model.shelf.ShelfModel; a projected (shrunk) artifact searches its source's vectors projected."""
+lookalike.model.shelf.ShelfModel; a projected (shrunk) artifact searches its source's vectors projected;
+a quantized one runs its source's network in int8."""
 
 from __future__ import annotations
 
@@ -9,12 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lookalike.model.registry import DEFAULT_MODEL, MODELS, model_id
+from lookalike.model.registry import DEFAULT_MODEL, INT8, MODELS, model_id
 from lookalike.model.shelf import ShelfModel
 from lookalike.model.tail import split_model
 from lookalike.tools import sample
 from lookalike.training import Dataset, TrainConfig, train
 from lookalike.training.projection import fit_projection, shrink
+from lookalike.training.quantize import quantize
 
 
 def _dataset(n_products: int = 3, photos: int = 3) -> Dataset:
@@ -115,3 +117,19 @@ def test_the_shipped_640_model_is_the_default_model_projected() -> None:
     meta = json.loads(small.with_suffix(".json").read_text())
     assert meta["projection"] == {**meta["projection"], "from": DEFAULT_MODEL, "dim": 640}
     assert model_id("lite0-shelf-640") != model_id(DEFAULT_MODEL)
+
+
+def test_a_quantized_model_runs_its_source_network_in_int8(tmp_path: Path) -> None:
+    ds = _dataset(4, 8)
+    cfg = TrainConfig(steps=1, head_steps=0, batch=4, n_aug_photo=1, n_aug_catalogue=1, side=64)
+    train(ds, tmp_path / "m", cfg, log=lambda *a: None)
+    with pytest.raises(ValueError, match="too few"):
+        quantize(tmp_path / "m", Dataset(ds.catalogue, ds.catalogue_labels, [], []))
+    network = quantize(tmp_path / "m", ds, log=lambda *a: None)
+    meta = json.loads((tmp_path / "m.int8.json").read_text())
+    assert network == tmp_path / "m.int8.tflite"
+    assert meta["calibration"] == {"catalogue_images": 4, "photos": 32}
+    source = ShelfModel("m", "test", tmp_path / "m")
+    int8 = ShelfModel("m", "test", tmp_path / "m", runtime=INT8, int8=network)
+    cosine = np.sum(int8.embed_query(ds.photos) * source.embed_query(ds.photos), axis=1)
+    assert cosine.min() > 0.9 and cosine.max() < 0.9999, cosine

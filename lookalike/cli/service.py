@@ -1,5 +1,5 @@
 """Commands that run or maintain the service: serve, worker, worker-health, warmup, train,
-shrink-model, reindex, optimize."""
+shrink-model, quantize-model, reindex, optimize."""
 
 from __future__ import annotations
 
@@ -117,11 +117,7 @@ def shrink_model(
     dim: Annotated[int, typer.Option(help="dimensions kept", min=1)] = 640,
 ) -> None:
     """Project a trained model's vectors to fewer dimensions: a smaller stored vector per image."""
-    stem = source.with_suffix("") if source.suffix in (".npz", ".json") else source
-    if not stem.with_name(stem.name + ".npz").is_file():
-        raise fail(f"{source}: no such model artifact (want {stem}.npz and {stem}.json)")
-    if not data.is_dir():
-        raise fail(f"{data}: no such folder")
+    stem = _trained_artifact(source, data)
     from lookalike.training.data import load_dataset
     from lookalike.training.projection import shrink
 
@@ -129,6 +125,33 @@ def shrink_model(
         shrink(stem, load_dataset(data), out, dim, log=console.print)
     except ValueError as exc:
         raise fail(str(exc)) from None
+
+
+@app.command(name="quantize-model")
+def quantize_model(
+    source: Annotated[Path, typer.Argument(help="the trained model's artifact (path stem or .npz)")],
+    data: Annotated[Path, typer.Argument(help="its training data (calibration images): a benchmark "
+                                              "folder or a folder per product")],
+) -> None:
+    """Write the model's full-integer network (SOURCE.int8.tflite), which LOOKALIKE_RUNTIME=litert-int8 runs."""
+    stem = _trained_artifact(source, data)
+    from lookalike.training.data import load_dataset
+    from lookalike.training.quantize import quantize
+
+    try:
+        quantize(stem, load_dataset(data), log=console.print)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+
+
+def _trained_artifact(source: Path, data: Path) -> Path:
+    """The artifact's path stem, once it and the data folder are there."""
+    stem = source.with_suffix("") if source.suffix in (".npz", ".json") else source
+    if not stem.with_name(stem.name + ".npz").is_file():
+        raise fail(f"{source}: no such model artifact (want {stem}.npz and {stem}.json)")
+    if not data.is_dir():
+        raise fail(f"{data}: no such folder")
+    return stem
 
 
 @app.command()

@@ -5,6 +5,10 @@ graph converted once (cached next to the ImageNet weights) and is 0.25x the Kera
 pass per image on 2 cores (bench/forward.py). A conversion is kept only after it gives the
 Keras vectors back on fixed probe images (cosine >= 0.99999), so a LiteRT and a Keras
 process under one model id never write vectors that differ by more than float rounding.
+
+`litert-int8` runs a full-integer network shipped beside the model's artifact
+(lookalike/training/quantize.py: calibrated once, so every process has the same one). Its
+vectors are not the float ones, so its model id differs (registry.py): never mixed.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import tensorflow as tf
 
 from lookalike.model.backbone import default_cache_dir
 from lookalike.model.base import unit
-from lookalike.model.registry import RUNTIMES
+from lookalike.model.registry import INT8, RUNTIMES
 from lookalike.model.tail import forward_batched
 
 log = logging.getLogger(__name__)
@@ -72,15 +76,14 @@ class _Lane:
 
 
 class LiteRTForward:
-    """LiteRT interpreters fed one image a call: XNNPACK at batch 1 already runs at its
-    batched cost per image (3.3 vs 3.7 ms at batch 8, 2 threads). A lone image gets every
-    thread; several are dealt to one single-thread interpreter per core, which spends no time
-    synchronising threads inside each layer (bench/forward.py measures both). Calls are
-    serialised: an interpreter is not thread-safe."""
+    """LiteRT interpreters of one .tflite network fed one image a call: XNNPACK at batch 1
+    already runs at its batched cost per image (3.3 vs 3.7 ms at batch 8, 2 threads). A lone
+    image gets every thread; several are dealt to one single-thread interpreter per core,
+    which spends no time synchronising threads inside each layer (bench/forward.py measures
+    both). Calls are serialised: an interpreter is not thread-safe."""
 
-    def __init__(self, fn: tf.types.experimental.PolymorphicFunction, key: str, side: int,
-                 threads: int = 0, cache_dir: Path | None = None) -> None:
-        path = _cached_conversion(fn, key, side, cache_dir or default_cache_dir())
+    def __init__(self, path: Path, side: int, threads: int = 0) -> None:
+        self.path = path
         self.threads = threads or min(len(os.sched_getaffinity(0)), 4)
         self._whole = _Lane(path, side, self.threads)
         self._lanes = [_Lane(path, side, 1) for _ in range(self.threads)] if self.threads > 1 else []
@@ -98,6 +101,13 @@ class LiteRTForward:
                                          for lane, share in zip(self._lanes, shares)]
                         for row in done.result()]
         return np.stack(rows) if rows else np.zeros((0, 0), np.float32)
+
+
+def converted(fn: tf.types.experimental.PolymorphicFunction, key: str, side: int,
+              threads: int = 0, cache_dir: Path | None = None) -> LiteRTForward:
+    """The float network of `fn` in LiteRT, converted and checked once per model id `key`."""
+    return LiteRTForward(_cached_conversion(fn, key, side, cache_dir or default_cache_dir()),
+                         side, threads)
 
 
 def _cached_conversion(fn: tf.types.experimental.PolymorphicFunction, key: str, side: int,
@@ -133,9 +143,14 @@ def _check_conversion(fn: tf.types.experimental.PolymorphicFunction, path: Path,
 
 
 def make_forward(runtime: str, fn: tf.types.experimental.PolymorphicFunction, key: str,
-                 side: int, batch_size: int, threads: int = 0) -> Forward:
+                 side: int, batch_size: int, threads: int = 0, int8: Path | None = None) -> Forward:
+    """`int8`: the model's full-integer network, which `litert-int8` runs (checked by the model)."""
     if runtime == "keras":
         return keras_forward(fn, batch_size)
     if runtime == "litert":
-        return LiteRTForward(fn, key, side, threads)
+        return converted(fn, key, side, threads)
+    if runtime == INT8:
+        if int8 is None:
+            raise ValueError(f"{key}: no int8 network to run; LOOKALIKE_RUNTIME=litert runs the float one")
+        return LiteRTForward(int8, side, threads)
     raise ValueError(f"unknown runtime {runtime!r}; known: {', '.join(RUNTIMES)}")

@@ -7,6 +7,7 @@ the artifact's hash, so retraining changes it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -37,9 +38,25 @@ def apply_artifact(tail: tf.keras.Model, arrays) -> None:
         tail.get_layer(nm).set_weights([ws[j] for j in range(len(ws))])
 
 
+def network_digest(arrays, config: dict) -> str:
+    """Names the network an artifact defines: its trained layers and the settings that shape
+    the graph, not what comes after it (projection, means). An int8 network records the
+    digest it was quantized from, so a retrained model never runs a stale one."""
+    h = hashlib.sha256(json.dumps({k: config.get(k) for k in ("split", "side", "gem_p")},
+                                  sort_keys=True).encode())
+    for key in sorted(k for k in arrays.files if k.startswith("layer/")):
+        h.update(key.encode())
+        h.update(np.ascontiguousarray(arrays[key]).tobytes())
+    return h.hexdigest()[:16]
+
+
+def int8_meta_path(network: Path) -> Path:
+    return network.with_suffix(".json")  # lite0-shelf.int8.tflite -> lite0-shelf.int8.json
+
+
 class ShelfModel(EmbeddingModel):
     def __init__(self, name: str, version: str, artifact: str | Path, batch_size: int = 32,
-                 runtime: str = "keras", threads: int = 0) -> None:
+                 runtime: str = "keras", threads: int = 0, int8: Path | None = None) -> None:
         self.name, self.version, self.batch_size, self.runtime = name, version, batch_size, runtime
         stem = artifact_stem(artifact)
         self.meta = json.loads(Path(f"{stem}.json").read_text())
@@ -57,7 +74,20 @@ class ShelfModel(EmbeddingModel):
         spec = tf.TensorSpec([None, self.side, self.side, 3], tf.float32)
         self.network = tf.function(lambda x: gem(tail(trunk(x, training=False), training=False), p),
                                    input_signature=[spec])
-        self.forward = make_forward(runtime, self.network, self.model_id, self.side, batch_size, threads)
+        if int8 is not None:
+            self._check_int8(int8, network_digest(arrays, config))
+        self.forward = make_forward(runtime, self.network, self.model_id, self.side, batch_size,
+                                    threads, int8)
+
+    def _check_int8(self, network: Path, digest: str) -> None:
+        try:
+            made_from = json.loads(int8_meta_path(network).read_text()).get("network")
+        except (OSError, ValueError) as exc:
+            raise FileNotFoundError(f"{network}: its metadata is unreadable ({exc}); "
+                                    "`make model` rebuilds it") from None
+        if made_from != digest:
+            raise ValueError(f"{network.name} was quantized from another network than model "
+                             f"{self.name!r}'s (retrained since?); `make model` rebuilds it")
 
     def _embed(self, batch: Sequence[np.ndarray], mean: np.ndarray | None) -> np.ndarray:
         if not batch:
