@@ -227,6 +227,20 @@ def test_serve_on_a_catalogue_live_on_another_model_says_so_at_start(tmp_path: P
              "runs 'lite0-shelf@", "LOOKALIKE_MODEL=efficientnet-lite0", "lookalike reindex")
 
 
+def test_serve_on_a_catalogue_built_with_the_int8_network_names_the_runtime(tmp_path: Path) -> None:
+    from lookalike.config import Settings
+    from lookalike.model import model_id
+    from lookalike.store import CatalogueStore
+
+    settings = Settings(data_dir=tmp_path, qdrant_url="")
+    CatalogueStore.open(settings, model_id("lite0-shelf", "litert-int8"), 4).close()
+    env = {"QDRANT_URL": "", "LOOKALIKE_DATA_DIR": str(tmp_path), "LOOKALIKE_AUTH": "none",
+           "LOOKALIKE_LISTEN": f"127.0.0.1:{free_port()}", "LOOKALIKE_MODEL": "lite0-shelf",
+           "LOOKALIKE_RUNTIME": "litert"}
+    one_line(lookalike("serve", **env), REFUSED, ".int8-", "set LOOKALIKE_RUNTIME=litert-int8,",
+             "lookalike reindex --model lite0-shelf")
+
+
 def test_ingest_says_when_the_service_cannot_reach_redis(keyed: Keyed, sample: Path,
                                                          tmp_path: Path,
                                                          service_env: dict[str, str]) -> None:

@@ -83,7 +83,6 @@ class LiteRTForward:
     both). Calls are serialised: an interpreter is not thread-safe."""
 
     def __init__(self, path: Path, side: int, threads: int = 0) -> None:
-        self.path = path
         self.threads = threads or min(len(os.sched_getaffinity(0)), 4)
         self._whole = _Lane(path, side, self.threads)
         self._lanes = [_Lane(path, side, 1) for _ in range(self.threads)] if self.threads > 1 else []

@@ -158,11 +158,15 @@ class CatalogueStore:
         already running keeps its collection when reindex moves the catalogue: check_model.)"""
         live = self.live_model()
         if live and live != self.model_id:
+            name, ours = live.split("@")[0], self.model_id.split("@")[0]
+            if name != ours:
+                fix = f"set LOOKALIKE_MODEL={name}"
+            else:  # the same model's other vectors: the int8 network's (".int8-" in the version) or not
+                fix = f"set LOOKALIKE_RUNTIME={'litert-int8' if '.int8-' in live else 'litert'}"
             raise ModelMismatch(
                 f"catalogue {self.catalogue!r} is live on model {live!r}, but this service "
-                f"runs {self.model_id!r}: set LOOKALIKE_MODEL={live.split('@')[0]}, or move the "
-                f"catalogue to this model with `lookalike reindex --model "
-                f"{self.model_id.split('@')[0]}`")
+                f"runs {self.model_id!r}: {fix}, or move the catalogue to this model with "
+                f"`lookalike reindex --model {ours}`")
 
     def check_model(self) -> None:
         """Refuse to mix models: their vectors live in unrelated spaces."""
