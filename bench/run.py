@@ -19,7 +19,9 @@ next to the job (these machines are noisy: absolute times are for orientation on
    the queries are real store photos. A catalogue past the indexing threshold is searched
    once while the service builds its HNSW index by itself, then measured once it is built.
    Ratios: p50 / bare batch-1 forward, p99 / p50. With one request in flight a bare forward
-   pass runs after every request, so the baseline sees the same moments of the machine;
+   pass runs after every request, so the baseline sees the same moments of the machine.
+   The smallest size is searched again with the int8 network serving (LOOKALIKE_RUNTIME=
+   litert-int8) when the run serves the float one;
 3. ingest of real images (gallery + store photos used as catalogue images) through
    SubmitIngest -> Redis/Celery -> worker -> store (lookalike.tools.bulk.ingest), images/s,
    against bare decode + batch-32 forward of the same bytes;
@@ -36,7 +38,7 @@ next to the job (these machines are noisy: absolute times are for orientation on
    local features per image (what the worker stores at ingest) against 32 KB.
 8. (bench/web.py) Search by photo through the HTTP/JSON gateway against the same call over gRPC,
    alternately on one service: client wall p50 of each and their ratio.
-9. (bench/runtime.py) Recall@1 of each serving runtime (Keras, LiteRT) on the dev sets.
+9. (bench/runtime.py) Recall@1 of each serving runtime (Keras, LiteRT, LiteRT int8) on the dev sets.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """2. Search over gRPC end to end, at each catalogue size: a synthetic catalogue written into a
 fresh data dir, a service started on it, real store photos as queries; 1 and 8 requests in
-flight. Ratios: p50 / bare batch-1 forward, p99 / p50."""
+flight. Ratios: p50 / bare batch-1 forward, p99 / p50. Then the smallest size again with the
+int8 network serving (LOOKALIKE_RUNTIME=litert-int8), when the run serves the float one."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from bench.common import dir_bytes, load_search, log, pct, write_catalogue
 from bench.forward import adjacent_b1
 from bench.report import Row
 from bench.service import Service, scrape, stage_means
+from lookalike.model.registry import INT8
 
 if TYPE_CHECKING:
     from bench.run import Bench
@@ -26,32 +28,47 @@ def run(b: Bench) -> None:
         return
     for size in b.cfg["sizes"]:
         search_at(b, size)
+    if b.model.runtime == "litert" and int8_model_id(b) is not None:
+        search_at(b, min(b.cfg["sizes"]), INT8)
 
 
-def search_at(b: Bench, size: int) -> None:
+def int8_model_id(b: Bench) -> str | None:
+    from lookalike.config import ConfigError
+    from lookalike.model import model_id
+
+    try:
+        return model_id(b.model_name, INT8)
+    except ConfigError:
+        return None  # this model has no int8 network
+
+
+def search_at(b: Bench, size: int, runtime: str = "") -> None:
+    """`runtime`: the service's LOOKALIKE_RUNTIME when not the run's own."""
     from lookalike.store import edge_options
 
     cfg, m = b.cfg, b.model
-    data_dir = b.store_root / f"search-{size}"
+    data_dir = b.store_root / f"search-{size}{runtime}"
     shutil.rmtree(data_dir, ignore_errors=True)
     log(f"  building a synthetic catalogue of {size:,} images in {data_dir}")
-    build_s = write_catalogue(data_dir, size, m.model_id, m.dim, progress=log)
+    build_s = write_catalogue(data_dir, size, int8_model_id(b) if runtime else m.model_id, m.dim,
+                              progress=log)
     store_bytes = dir_bytes(data_dir)
-    log(f"  built in {build_s:.1f} s ({store_bytes / 1e6:.0f} MB); starting the service")
-    svc = Service(data_dir, b.workdir / f"service-search-{size}.log", b.model_name)
+    log(f"  built in {build_s:.1f} s ({store_bytes / 1e6:.0f} MB); starting the service"
+        + (f" with {runtime}" if runtime else ""))
+    svc = Service(data_dir, b.workdir / f"service-search-{size}{runtime}.log", b.model_name, runtime)
     detail = {"build_s": build_s, "store_bytes": store_bytes, "service_start_s": svc.start_s}
-    b.res.details.setdefault("search", {})[size] = detail
+    b.res.details.setdefault("search", {})[f"{size}{runtime}"] = detail
     threshold = edge_options(b.settings).index_threshold(m.dim)
     try:
         log(f"  service ready in {svc.start_s:.1f} s at {svc.target}")
         if size >= threshold:
             log(f"  {size:,} images > {threshold:,}: searching while the service indexes")
-            search_load(b, svc, size, 1, cfg["serial"], detail, "while the service indexes")
+            search_load(b, svc, size, 1, cfg["serial"], detail, "while the service indexes", runtime)
             index_s = svc.wait_for_index(threshold)
             detail["index_wait_s"] = index_s
             log(f"  index built {index_s:.0f} s after those searches")
         for in_flight, load in ((1, cfg["serial"]), (cfg["in_flight"], cfg["concurrent"])):
-            search_load(b, svc, size, in_flight, load, detail)
+            search_load(b, svc, size, in_flight, load, detail, runtime=runtime)
     except Exception:
         print(svc.log_tail(), file=sys.stderr)
         raise
@@ -62,9 +79,9 @@ def search_at(b: Bench, size: int) -> None:
 
 
 def search_load(b: Bench, svc: Service, size: int, in_flight: int, load: dict, detail: dict,
-                during: str = "") -> None:
+                during: str = "", runtime: str = "") -> None:
     """One load run and its rows; `during`: what the service does meanwhile (rows for
-    information only)."""
+    information only); `runtime`: the service's, when not the run's own."""
     # One request in flight: a bare forward pass after each request, so that the baseline
     # sees the same moments of a noisy machine as the requests (runs of 15 a minute apart
     # differed by 20 %). Eight in flight leave no gap: runs before and after.
@@ -85,7 +102,7 @@ def search_load(b: Bench, svc: Service, size: int, in_flight: int, load: dict, d
     base = float(np.median(interleaved)) if interleaved else (b_before + b_after) / 2
     lat = out["latency_ms"]
     name = (f"Search {size:,} imgs, verify=off, {in_flight} in flight"
-            + (f", {during}" if during else ""))
+            + (f", {during}" if during else "") + (f", served by {runtime}" if runtime else ""))
     detail[name] = {**out, "stages_ms": stages, "full_gcs": full_gcs,
                     "adjacent_b1_ms": [b_before, b_after],
                     "interleaved_b1_ms": interleaved}
@@ -94,7 +111,7 @@ def search_load(b: Bench, svc: Service, size: int, in_flight: int, load: dict, d
         return
     p50, p99 = pct(lat, 50), pct(lat, 99)
     serial = in_flight == 1 and not during
-    if serial:
+    if serial and not runtime:
         b.search_p50[size] = p50
     stage_txt = ", ".join(f"{k} {v:.1f}" for k, v in stages.items())
     note = ((f"{in_flight} requests share 2 cores, so p50 ~ {in_flight} x service time / "

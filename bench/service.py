@@ -53,12 +53,13 @@ def stage_means(before: dict[str, float], after: dict[str, float]) -> dict[str, 
 class Service:
     """lookalike.tools.local.start_service on a data dir, with a known metrics port."""
 
-    def __init__(self, data_dir: Path, log_path: Path, model_name: str) -> None:
+    def __init__(self, data_dir: Path, log_path: Path, model_name: str, runtime: str = "") -> None:
+        """`runtime`: LOOKALIKE_RUNTIME for the service (default: the bench's own setting)."""
         from lookalike.tools.local import free_port, start_service
 
         self.metrics_port = free_port()
         env = {"LOOKALIKE_METRICS_PORT": str(self.metrics_port), "LOOKALIKE_MODEL": model_name,
-               "LOOKALIKE_INDEX_CHECK_S": "1"}
+               "LOOKALIKE_INDEX_CHECK_S": "1", **({"LOOKALIKE_RUNTIME": runtime} if runtime else {})}
         self.log_path = log_path
         t = time.perf_counter()
         self.proc, self.target = start_service(data_dir, env=env, log_path=log_path,
