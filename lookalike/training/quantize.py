@@ -5,7 +5,7 @@ ones it will see: the model's own training photos (as searched: their middle) an
 images (whole). The network is made once, here, and shipped beside the artifact
 (`<stem>.int8.tflite` + `.int8.json`), so the query service and every worker run the same
 one and write comparable vectors; the registry names its hash in the model id. On 2 cores
-XNNPACK runs it at 0.55-0.6x the float network's time (bench/forward.py).
+XNNPACK runs it in 0.57-0.66x the float network's time (bench/forward.py).
 
     lookalike quantize-model lookalike/model/artifacts/lite0-shelf ../shared/data/grocerystore_dev
 """
