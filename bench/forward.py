@@ -95,11 +95,13 @@ def served_rows(b: Bench) -> None:
     """The serving runtime's batch-1 forward at each thread count (1, 2, 4 ... the cores),
     each next to a Keras batch-1 run, and at its default count (what the service uses); then
     the same for the other LiteRT runtime when the model has it (float / int8)."""
+    from lookalike.model.registry import INT8
+
     m, cfg = b.model, b.cfg
     cores = len(os.sched_getaffinity(0))
     counts = sorted({1, cores, *(t for t in (2, 4, 8, 16) if t <= cores)})
     by_runtime: dict[str, dict[int, float]] = {}
-    for runtime in [m.runtime, *(r for r in ("litert", "litert-int8") if r != m.runtime)]:
+    for runtime in [m.runtime, *(r for r in ("litert", INT8) if r != m.runtime)]:
         served = by_runtime[runtime] = forward_by_threads(b, runtime, counts)
         if not served:
             b.res.skip("limit", f"forward ({runtime})", f"{b.model_name} has no {runtime} network")
